@@ -1,0 +1,2 @@
+"""Assay: continuous evaluation of machine-learning models in production."""
+__version__ = "0.1.0"

@@ -1,0 +1,87 @@
+"""The one error hierarchy of Assay.
+
+Every error a user can cause is an :class:`AssayError`. Each class also subclasses the
+matching builtin (so ``except ValueError`` keeps working) and carries the HTTP status a
+server answers with.
+
+>>> try:
+...     raise ColumnNotFoundError("score", available=["id", "target"])
+... except ValueError as err:
+...     print(err.http_status, err.field)
+422 score
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AssayError(Exception):
+    """Base class of every error Assay raises on purpose."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
+        self.field = field
+        self.hint = hint
+        text = message if hint is None else f"{message} ({hint})"
+        super().__init__(text)
+
+
+class InputError(AssayError, ValueError):
+    """Input data or arguments that cannot be evaluated as given."""
+
+    http_status = 422
+
+
+class ColumnNotFoundError(InputError):
+    """A column named in the configuration is missing from the data."""
+
+    def __init__(self, column: str, *, available: Iterable[str] = (), where: str = "input"):
+        names = sorted(available)
+        shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+        super().__init__(
+            f"column {column!r} not found in {where}",
+            field=column,
+            hint=f"available columns: {shown}" if names else "the data has no columns",
+        )
+
+
+class ColumnTypeError(InputError):
+    """A column holds values of the wrong type or outside the allowed range."""
+
+
+class SchemaMismatchError(InputError):
+    """Reference and current data disagree on the columns or their types."""
+
+
+class EmptyInputError(InputError):
+    """The data holds no rows to evaluate."""
+
+
+class ConfigError(AssayError, ValueError):
+    """An option or configuration value is invalid."""
+
+    http_status = 400
+
+
+class IncompatibleStateError(AssayError, ValueError):
+    """Two states cannot be merged (different kind, bins, classes or threshold)."""
+
+    http_status = 409
+
+
+class MissingDependencyError(AssayError, ImportError):
+    """An optional dependency is not installed."""
+
+    http_status = 501
+
+    def __init__(self, package: str, extra: str):
+        super().__init__(
+            f"this feature needs the optional package {package!r}",
+            hint=f"install it with: pip install 'assay[{extra}]'",
+        )
+
+
+class AssayWarning(UserWarning):
+    """A result is undefined or degraded (for example: one class only in a segment)."""

@@ -1,0 +1,106 @@
+"""Confidence intervals: Wilson for proportions, normal for means, bag of little bootstraps.
+
+>>> lo, hi = wilson_interval(8.0, 10.0)
+>>> round(lo, 4), round(hi, 4)
+(0.4902, 0.9433)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.stats import norm
+
+Interval = tuple[float, float]
+CONFIDENCE = 0.95
+
+
+def z_value(confidence: float = CONFIDENCE) -> float:
+    """Two-sided standard-normal quantile for ``confidence``."""
+    return float(norm.ppf(0.5 + confidence / 2.0))
+
+
+def wilson_interval(
+    successes: float, n: float, confidence: float = CONFIDENCE
+) -> Interval | None:
+    """Wilson score interval for a proportion ``successes / n`` (``n`` may be effective).
+
+    >>> wilson_interval(0.0, 0.0) is None
+    True
+    """
+    if n <= 0:
+        return None
+    z = z_value(confidence)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def effective_n(weight_sum: float, weight_sq_sum: float) -> float:
+    """Kish effective sample size ``(Σw)² / Σw²`` (equals the count when weights are 1)."""
+    return 0.0 if weight_sq_sum <= 0 else weight_sum * weight_sum / weight_sq_sum
+
+
+def mean_interval(
+    values: np.ndarray, weights: np.ndarray, confidence: float = CONFIDENCE
+) -> Interval | None:
+    """Normal interval of a (weighted) mean, with the Kish effective sample size.
+
+    >>> lo, hi = mean_interval(np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4))
+    >>> round(lo, 3), round(hi, 3)
+    (1.235, 3.765)
+    """
+    w_sum = float(weights.sum())
+    if w_sum <= 0 or values.size < 2:
+        return None
+    mean = float(np.dot(weights, values) / w_sum)
+    var = float(np.dot(weights, (values - mean) ** 2) / w_sum)
+    n_eff = effective_n(w_sum, float(np.dot(weights, weights)))
+    if n_eff <= 1:
+        return None
+    se = np.sqrt(var * n_eff / (n_eff - 1) / n_eff)
+    z = z_value(confidence)
+    return (float(mean - z * se), float(mean + z * se))
+
+
+def little_bootstrap_interval(
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    n: int,
+    *,
+    confidence: float = CONFIDENCE,
+    subsets: int = 3,
+    resamples: int = 60,
+    seed: int = 0,
+) -> Interval | None:
+    """Percentile interval by the bag of little bootstraps (Kleiner et al., 2014).
+
+    ``statistic(rows, weights)`` receives the indices of one subset (length ``b``) and an
+    ``(resamples, b)`` matrix of multinomial counts summing to ``n``; it returns one value
+    per resample (``nan`` where undefined). Subsets have ``b = n**0.7`` rows (all rows
+    when ``n`` is small, which is the ordinary bootstrap). The cost is independent of
+    ``n`` beyond the subset size, which keeps intervals cheap on millions of rows.
+    """
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    if n <= 5000:
+        b, subsets, resamples = n, 1, max(resamples, 200)
+    else:
+        b = int(min(max(n**0.7, 5000), 50_000))
+    alpha = (1.0 - confidence) / 2.0
+    lows, highs = [], []
+    for _ in range(subsets):
+        rows = np.sort(rng.choice(n, size=b, replace=False)) if b < n else np.arange(n)
+        counts = rng.multinomial(n, np.full(b, 1.0 / b), size=resamples).astype(np.float64)
+        values = np.asarray(statistic(rows, counts), dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size < resamples // 2:
+            continue
+        lows.append(np.quantile(values, alpha))
+        highs.append(np.quantile(values, 1.0 - alpha))
+    if not lows:
+        return None
+    return (float(np.mean(lows)), float(np.mean(highs)))
