@@ -1,2 +1,15 @@
-"""Assay: continuous evaluation of machine-learning models in production."""
+"""Assay: continuous evaluation of machine-learning models in production.
+
+>>> import assay
+>>> callable(assay.evaluate)
+True
+"""
+
 __version__ = "0.1.0"
+
+from assay.errors import AssayError, AssayWarning
+from assay.result import EvaluationResult
+from assay.service.evaluate import evaluate
+from assay.stats import DriftRule
+
+__all__ = ["AssayError", "AssayWarning", "DriftRule", "EvaluationResult", "__version__", "evaluate"]

@@ -111,7 +111,7 @@ class BinaryConfusionState(State):
                 continue
             n_eff = effective_n(den, den_sq)
             out.set(name, num / den, wilson_interval(num / den * n_eff, n_eff))
-        tn, fp, fn, tp = w[0, 0], w[0, 1], w[1, 0], w[1, 1]
+        _tn, fp, fn, tp = w[0, 0], w[0, 1], w[1, 0], w[1, 1]
         denom = 2 * tp + fp + fn
         if denom <= 0:
             out.undefined("f1", "no positive labels and no predicted positives")
@@ -126,7 +126,7 @@ class BinaryConfusionState(State):
         if n_eff < 2:
             return None
         rng = np.random.default_rng(seed)
-        draws = rng.multinomial(int(round(n_eff)), (w / total).ravel(), size=4000)
+        draws = rng.multinomial(round(n_eff), (w / total).ravel(), size=4000)
         tp, fp, fn = draws[:, 3], draws[:, 1], draws[:, 2]
         denom = 2 * tp + fp + fn
         f1 = np.divide(2 * tp, denom, out=np.full(denom.shape, np.nan), where=denom > 0)
@@ -230,8 +230,9 @@ class BinaryScoreState(State):
             sub = ScoreGroups.build(s[rows], y[rows], w[rows])
             return sub.average_precision_replicates(counts)
 
-        ci = little_bootstrap_interval(statistic, y.size, seed=seed)
-        out.set("average_precision", groups.average_precision(), ci)
+        ap = groups.average_precision()
+        ci = little_bootstrap_interval(statistic, y.size, estimate=ap, seed=seed)
+        out.set("average_precision", ap, ci)
 
     def _ece(self, out: MetricSet, y: np.ndarray, s: np.ndarray, w: np.ndarray, seed: int) -> None:
         k = self.params["ece_bins"]
@@ -248,12 +249,17 @@ class BinaryScoreState(State):
             m = counts * w[rows]
             return _ece_from_sums(m @ onehot, (m * y[rows]) @ onehot, (m * s[rows]) @ onehot)
 
-        out.set("ece", float(ece), little_bootstrap_interval(statistic, y.size, seed=seed))
+        ci = little_bootstrap_interval(statistic, y.size, estimate=float(ece), seed=seed)
+        out.set("ece", float(ece), ci)
         filled = w_bin > 0
         out.extra["reliability"] = {
             "bin_edges": np.linspace(0.0, 1.0, k + 1).tolist(),
-            "mean_predicted": _nan_to_none(np.divide(s_bin, w_bin, where=filled, out=np.full(k, np.nan))),
-            "fraction_positive": _nan_to_none(np.divide(y_bin, w_bin, where=filled, out=np.full(k, np.nan))),
+            "mean_predicted": _nan_to_none(
+                np.divide(s_bin, w_bin, where=filled, out=np.full(k, np.nan))
+            ),
+            "fraction_positive": _nan_to_none(
+                np.divide(y_bin, w_bin, where=filled, out=np.full(k, np.nan))
+            ),
             "weight": w_bin.tolist(),
         }
 

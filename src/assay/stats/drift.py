@@ -125,7 +125,9 @@ class CategoricalCountState(State):
 
     def counts_dict(self) -> dict[str, int]:
         """Category → count (nulls excluded)."""
-        return dict(zip(self.data["categories"].tolist(), self.data["counts"].tolist(), strict=True))
+        return dict(
+            zip(self.data["categories"].tolist(), self.data["counts"].tolist(), strict=True)
+        )
 
     def result(self) -> dict[str, Any]:
         """Count, null share and number of categories."""

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from assay.stats.intervals import little_bootstrap_interval, mean_interval, wilson_interval
-from assay.stats.intervals import effective_n
+from assay.stats.intervals import (
+    effective_n,
+    little_bootstrap_interval,
+    mean_interval,
+    wilson_interval,
+)
 from assay.stats.outcome import MetricSet
 from assay.stats.ranking import ScoreGroups, auc_delong
 from assay.stats.state import State, weights_or_ones
@@ -76,7 +80,10 @@ class MulticlassConfusionState(State):
         out.extra["confusion_matrix"] = (n if np.array_equal(w, n) else w).tolist()
         total = float(w.sum())
         if total <= 0:
-            for name in ("accuracy", *(f"{m}_{a}" for m in ("precision", "recall", "f1") for a in _AVERAGES)):
+            for name in (
+                "accuracy",
+                *(f"{m}_{a}" for m in ("precision", "recall", "f1") for a in _AVERAGES),
+            ):
                 out.undefined(name, "no rows")
             return out
         n_eff = effective_n(total, float(w2.sum()))
@@ -84,17 +91,27 @@ class MulticlassConfusionState(State):
         out.set("accuracy", acc, wilson_interval(acc * n_eff, n_eff))
         point = _averaged_scores(w[None])
         rng = np.random.default_rng(seed)
-        draws = rng.multinomial(max(int(round(n_eff)), 1), (w / total).ravel(), size=2000)
+        draws = rng.multinomial(max(round(n_eff), 1), (w / total).ravel(), size=2000)
         k = w.shape[0]
         boot = _averaged_scores(draws.reshape(-1, k, k).astype(np.float64))
         for name, values in point.items():
             reps = boot[name][np.isfinite(boot[name])]
-            ci = (float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975))) if reps.size else None
+            ci = (
+                (float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975)))
+                if reps.size
+                else None
+            )
             out.set(name, float(values[0]), ci)
         present = (w.sum(axis=0) + w.sum(axis=1)) > 0
-        no_pred = [c for c, p, s in zip(self.params["classes"], present, w.sum(axis=0), strict=True) if p and s == 0]
+        no_pred = [
+            c
+            for c, p, s in zip(self.params["classes"], present, w.sum(axis=0), strict=True)
+            if p and s == 0
+        ]
         if no_pred:
-            out.extra["notes"] = [f"class {c!r} is never predicted: its precision counts as 0" for c in no_pred]
+            out.extra["notes"] = [
+                f"class {c!r} is never predicted: its precision counts as 0" for c in no_pred
+            ]
         return out
 
 
@@ -184,5 +201,8 @@ class MulticlassProbaState(State):
                 reps.append(g.auc_replicates(counts))
             return np.mean(reps, axis=0)
 
-        out.set("roc_auc", float(np.mean(aucs)), little_bootstrap_interval(macro_auc, t.size, seed=seed))
+        auc = float(np.mean(aucs))
+        out.set(
+            "roc_auc", auc, little_bootstrap_interval(macro_auc, t.size, estimate=auc, seed=seed)
+        )
         return out

@@ -31,7 +31,9 @@ class MetricSet:
             self.undefined(name, "the metric is not finite on this data")
             return
         self.values[name] = value
-        self.intervals[name] = None if interval is None else (float(interval[0]), float(interval[1]))
+        self.intervals[name] = (
+            None if interval is None else (float(interval[0]), float(interval[1]))
+        )
 
     def undefined(self, name: str, reason: str | None) -> None:
         """Record a metric that has no value here, and why."""

@@ -85,18 +85,18 @@ class RegressionState(State):
             out.undefined("r2", "y_true is constant (total sum of squares is 0)")
         else:
             r2 = 1.0 - float(np.dot(w, sq)) / sst
-            out.set("r2", r2, little_bootstrap_interval(r2_of, y.size, seed=seed))
+            out.set("r2", r2, little_bootstrap_interval(r2_of, y.size, estimate=r2, seed=seed))
 
         def medae_of(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
             order = np.argsort(abs_err[rows])
             values = abs_err[rows][order]
-            return np.array([weighted_median(values, c[order] * w[rows][order], True) for c in counts])
+            return np.array(
+                [weighted_median(values, c[order] * w[rows][order], True) for c in counts]
+            )
 
-        out.set(
-            "median_absolute_error",
-            weighted_median(abs_err, w),
-            little_bootstrap_interval(medae_of, y.size, seed=seed, resamples=40),
-        )
+        medae = weighted_median(abs_err, w)
+        ci = little_bootstrap_interval(medae_of, y.size, estimate=medae, seed=seed, resamples=40)
+        out.set("median_absolute_error", medae, ci)
         return out
 
 

@@ -1,0 +1,1 @@
+"""The ``assay`` command line: parse, call the service layer, render."""

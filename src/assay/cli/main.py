@@ -1,0 +1,149 @@
+"""``assay`` — evaluate models in production from the command line.
+
+Exit codes: 0 success, 2 usage or input error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from assay import __version__
+from assay.errors import AssayError
+
+app = typer.Typer(
+    name="assay",
+    help="Continuous evaluation of machine-learning models in production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an :class:`AssayError` into one line on stderr and exit code 2."""
+    try:
+        yield
+    except AssayError as err:
+        field = f" [field: {err.field}]" if err.field else ""
+        err_console.print(f"[red]error:[/red] {err}{field}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int], Callable[[str], None]] | None]:
+    """A rich progress bar factory when stderr is a terminal, else ``None``."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+
+        def factory(total: int) -> Callable[[str], None]:
+            task = bar.add_task("evaluating", total=total)
+            return lambda name: bar.update(task, advance=1, description=f"evaluating: {name}")
+
+        yield factory
+
+
+@app.command()
+def version() -> None:
+    """Print the Assay version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def evaluate(
+    current: Annotated[
+        Path, typer.Option(help="Current window: Parquet/CSV file or Parquet folder.")
+    ],
+    task: Annotated[str, typer.Option(help="binary, multiclass or regression.")],
+    target: Annotated[str, typer.Option(help="Column with the true label or value.")],
+    reference: Annotated[Path | None, typer.Option(help="Reference window for drift.")] = None,
+    score: Annotated[
+        str | None,
+        typer.Option(
+            help="Score column (binary: positive-class probability; multiclass: "
+            "comma-separated probability columns)."
+        ),
+    ] = None,
+    prediction: Annotated[str | None, typer.Option(help="Predicted label or value column.")] = None,
+    threshold: Annotated[float, typer.Option(help="Binary decision threshold (score >= t).")] = 0.5,
+    segment: Annotated[list[str] | None, typer.Option(help="Segment column (repeatable).")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated features, optionally name:numeric|categorical. "
+            "Default: every column without a role."
+        ),
+    ] = None,
+    weight: Annotated[str | None, typer.Option(help="Sample-weight column.")] = None,
+    engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    alpha: Annotated[
+        float, typer.Option(help="Drift significance after Benjamini-Hochberg.")
+    ] = 0.05,
+    min_effect: Annotated[float, typer.Option(help="Minimum drift effect size.")] = 0.1,
+    effect: Annotated[str, typer.Option(help="psi, jensen_shannon or wasserstein_normed.")] = "psi",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+) -> None:
+    """Evaluate a model's predictions (and drift against a reference)."""
+    from assay.service.evaluate import evaluate as run_evaluation
+    from assay.stats import DriftRule
+
+    with user_errors(), progress_bar(not quiet) as factory:
+        result = run_evaluation(
+            str(current),
+            reference=None if reference is None else str(reference),
+            task=task,
+            target=target,
+            score=score,
+            prediction=prediction,
+            threshold=threshold,
+            segments=segment or (),
+            features=None if features is None else [f for f in features.split(",") if f.strip()],
+            engine=engine,
+            weight=weight,
+            drift_rule=DriftRule(alpha=alpha, min_effect=min_effect, effect=effect),  # type: ignore[arg-type]
+            progress=factory,
+        )
+        if json_out is not None:
+            result.to_json(json_out)
+        if report is not None:
+            result.write_report(report)
+    if not quiet:
+        from assay.cli.render import print_result
+
+        print_result(result, Console())
+        for label, path in (("json", json_out), ("report", report)):
+            if path is not None:
+                typer.echo(f"{label}: {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

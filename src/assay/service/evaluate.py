@@ -1,0 +1,208 @@
+"""The evaluate use case: one window (and optionally a reference) in, one result out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from assay import __version__
+from assay.engine import local
+from assay.engine.columns import read_labeled
+from assay.engine.sources import Source, open_source
+from assay.engine.spec import EvaluationSpec
+from assay.errors import AssayWarning, ConfigError, MissingDependencyError
+from assay.result import EvaluationResult
+from assay.stats import DriftRule
+
+ProgressFactory = Callable[[int], Callable[[str], None]]
+
+
+def evaluate(
+    current: Any,
+    reference: Any = None,
+    task: str = "binary",
+    target: str = "target",
+    score: str | Sequence[str] | None = "score",
+    prediction: str | None = None,
+    threshold: float = 0.5,
+    segments: Iterable[str] = (),
+    features: Iterable[str] | Mapping[str, str] | None = None,
+    engine: str = "local",
+    *,
+    weight: str | None = None,
+    drift_rule: DriftRule | None = None,
+    ece_bins: int = 10,
+    seed: int = 0,
+    progress: ProgressFactory | None = None,
+) -> EvaluationResult:
+    """Evaluate a model on ``current`` and measure drift against ``reference``.
+
+    ``current`` and ``reference`` are Parquet or CSV paths, folders of Parquet files,
+    pandas or polars DataFrames, or pyarrow Tables. Metrics come with 95% intervals
+    (``<name>_ci``); undefined metrics are ``None`` with a reason under ``undefined``
+    and a warning. ``progress(total_steps)`` may return a callback called per step.
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"target": [0, 1, 1, 0], "score": [0.2, 0.9, 0.6, 0.4],
+    ...               "amount": [1.0, 2.0, 3.0, 4.0]})
+    >>> r = evaluate(t, reference=t)
+    >>> r.metrics["overall"]["roc_auc"], r.drift["amount"]["drifted"]
+    (1.0, False)
+    """
+    started = time.time()
+    spec = EvaluationSpec.build(
+        task=task,
+        target=target,
+        score=score,
+        prediction=prediction,
+        threshold=threshold,
+        segments=segments,
+        features=features,
+        weight=weight,
+        engine=engine,
+        drift_rule=drift_rule,
+        ece_bins=ece_bins,
+        seed=seed,
+    )
+    _check_engine(spec.engine)
+    cur = open_source(current, role="current")
+    ref = None if reference is None else open_source(reference, role="reference")
+    feature_types = spec.resolve_features(cur, ref)
+    ref_has_labels = ref is not None and all(c in ref.column_names for c in _metric_columns(spec))
+
+    steps = 1 + int(ref_has_labels) + (len(feature_types) + 1 if ref is not None else 0)
+    tick = progress(steps) if progress is not None else (lambda _name: None)
+
+    cur_cols = read_labeled(spec, cur)
+    ref_cols = read_labeled(spec, ref, with_segments=False) if ref_has_labels and ref else None
+    metrics = local.evaluate_metrics(spec, cur_cols, curves=True)
+    tick("metrics (current)")
+    if ref_cols is not None:
+        metrics["reference"] = local.finish(
+            local.metric_states(spec, ref_cols, None), seed=spec.seed
+        )
+        tick("metrics (reference)")
+
+    drift: dict[str, dict[str, Any]] = {}
+    prediction_drift: dict[str, dict[str, Any]] = {}
+    if ref is not None:
+        drift = local.evaluate_drift(feature_types, ref, cur, progress=tick)
+        spec.drift_rule.apply(drift)
+        prediction_drift = _prediction_drift(spec, ref, cur)
+        tick("prediction drift")
+
+    rows = {"current": cur.num_rows}
+    labeled = {"current": cur_cols.labeled}
+    if ref is not None:
+        rows["reference"] = ref.num_rows
+    if ref_cols is not None:
+        labeled["reference"] = ref_cols.labeled
+    result = EvaluationResult(
+        task=spec.task,
+        rows=rows,
+        labeled=labeled,
+        metrics=metrics,
+        drift=drift,
+        prediction_drift=prediction_drift,
+        drift_rule=spec.drift_rule.describe() if ref is not None else None,
+        run=_run_record(spec, feature_types, cur, ref, started),
+    )
+    result.warnings = _collect_warnings(result)
+    for message in result.warnings:
+        warnings.warn(message, AssayWarning, stacklevel=2)
+    return result
+
+
+def _check_engine(engine: str) -> None:
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as err:
+            raise MissingDependencyError("ray", "ray") from err
+        raise ConfigError(
+            "the ray engine is not available in this release",
+            field="engine",
+            hint="use --engine local",
+        )
+
+
+def _metric_columns(spec: EvaluationSpec) -> list[str]:
+    return [c for c in (spec.target, *spec.score, spec.prediction, spec.weight) if c]
+
+
+def _prediction_drift(spec: EvaluationSpec, ref: Source, cur: Source) -> dict[str, dict[str, Any]]:
+    """Drift of the model's output itself (score, predicted value or predicted class)."""
+    if spec.task == "multiclass":
+        column, kind = spec.prediction, "categorical"
+    else:
+        column, kind = (spec.score[0] if spec.score else spec.prediction), "numeric"
+    if not column or column not in ref.column_names:
+        return {}
+    result = local.drift_of(
+        kind,  # type: ignore[arg-type]
+        local.feature_state(column, kind, ref.column(column)),  # type: ignore[arg-type]
+        local.feature_state(column, kind, cur.column(column)),  # type: ignore[arg-type]
+    )
+    out = {column: result}
+    DriftRule(**{**asdict(spec.drift_rule), "correction": "none"}).apply(out)
+    return out
+
+
+def _run_record(
+    spec: EvaluationSpec,
+    features: dict[str, str],
+    cur: Source,
+    ref: Source | None,
+    started: float,
+) -> dict[str, Any]:
+    config = {
+        "task": spec.task,
+        "target": spec.target,
+        "score": list(spec.score),
+        "prediction": spec.prediction,
+        "threshold": spec.threshold,
+        "segments": list(spec.segments),
+        "features": features,
+        "weight": spec.weight,
+        "drift_rule": asdict(spec.drift_rule),
+        "ece_bins": spec.ece_bins,
+        "seed": spec.seed,
+    }
+    blob = json.dumps(config, sort_keys=True).encode()
+    return {
+        "assay_version": __version__,
+        "engine": spec.engine,
+        "config": config,
+        "config_hash": hashlib.sha256(blob).hexdigest()[:16],
+        "inputs": {
+            "current": {"source": cur.description, "fingerprint": cur.fingerprint},
+            **(
+                {"reference": {"source": ref.description, "fingerprint": ref.fingerprint}}
+                if ref
+                else {}
+            ),
+        },
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "duration_seconds": round(time.time() - started, 3),
+    }
+
+
+def _collect_warnings(result: EvaluationResult) -> list[str]:
+    messages: list[str] = []
+    groups: list[tuple[str, dict[str, Any]]] = [("overall", result.metrics.get("overall", {}))]
+    if "reference" in result.metrics:
+        groups.append(("reference", result.metrics["reference"]))
+    for column, values in result.metrics.get("by_segment", {}).items():
+        groups.extend((f"segment {column}={value}", m) for value, m in values.items())
+    for where, metrics in groups:
+        for name, reason in metrics.get("undefined", {}).items():
+            messages.append(f"{name} is undefined ({where}): {reason}")
+    for name, drift in {**result.drift, **result.prediction_drift}.items():
+        for stat, reason in drift.get("undefined", {}).items():
+            messages.append(f"drift of {name!r}: {stat} undefined: {reason}")
+    return messages
