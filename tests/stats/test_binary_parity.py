@@ -55,9 +55,7 @@ def make_binary(
     return y, s, w
 
 
-def reference_ece(
-    y: np.ndarray, s: np.ndarray, w: np.ndarray | None, n_bins: int = 10
-) -> float:
+def reference_ece(y: np.ndarray, s: np.ndarray, w: np.ndarray | None, n_bins: int = 10) -> float:
     """ECE with scikit-learn's calibration_curve binning: Σ_b share_b |mean(y) - mean(p)|."""
     weights = np.ones(y.size) if w is None else w
     bin_ids = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], s)
@@ -71,9 +69,7 @@ def reference_ece(
     return float(total)
 
 
-def reference_confusion(
-    y: np.ndarray, pred: np.ndarray, w: np.ndarray | None
-) -> dict[str, Any]:
+def reference_confusion(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None) -> dict[str, Any]:
     """Threshold metrics from scikit-learn (and numpy for the plain rates)."""
     cm = confusion_matrix(y, pred, labels=[0, 1], sample_weight=w)
     tn, fp, fn, tp = cm.ravel()
@@ -118,7 +114,9 @@ def test_confusion_metrics_match_sklearn(seed: int, threshold: float, weighted: 
         lo, hi = out[f"{name}_ci"]
         assert 0.0 <= lo <= hi <= 1.0, name
     np.testing.assert_allclose(
-        np.asarray(out["confusion_matrix"], dtype=float), ref["confusion_matrix"], rtol=RTOL,
+        np.asarray(out["confusion_matrix"], dtype=float),
+        ref["confusion_matrix"],
+        rtol=RTOL,
         atol=ATOL,
     )
     assert out["n"] == y.size
@@ -127,7 +125,7 @@ def test_confusion_metrics_match_sklearn(seed: int, threshold: float, weighted: 
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_confusion_from_predicted_labels(weighted: bool) -> None:
-    y, s, w = make_binary(3, 500, weighted)
+    y, _s, w = make_binary(3, 500, weighted)
     rng = np.random.default_rng(30)
     pred = np.where(rng.random(y.size) < 0.8, y, 1 - y)
     out = BinaryConfusionState.from_batch(y, y_pred=pred, sample_weight=w).result().to_dict()
@@ -308,3 +306,29 @@ def test_binary_metrics_combines_both_states() -> None:
     curve = out["roc_curve"]
     assert curve["fpr"][0] == 0.0 and curve["tpr"][0] == 0.0
     assert curve["fpr"][-1] == approx(1.0) and curve["tpr"][-1] == approx(1.0)
+
+
+def test_zero_weights_match_sklearn() -> None:
+    # rows with weight 0 count for nothing; here they include the top-scored rows, so the
+    # highest threshold has no weight at all (scikit-learn's precision there is 0 and its
+    # recall step is 0, so it adds nothing to average precision)
+    y, s, w = make_binary(15, 400, True)
+    assert w is not None
+    w[np.argsort(s, kind="stable")[-6:]] = 0.0
+    w[:40] = 0.0
+    out = binary_metrics(
+        BinaryConfusionState.from_batch(y, y_score=s, sample_weight=w),
+        BinaryScoreState.from_batch(y, s, sample_weight=w),
+    )
+    ref = {**reference_confusion(y, (s >= 0.5).astype(int), w), **reference_scores(y, s, w)}
+    for name in (*CONFUSION_METRICS, *SCORE_METRICS):
+        assert out[name] == approx(ref[name]), name
+
+
+def test_zero_weight_on_top_score_minimal() -> None:
+    y = np.array([1, 0, 1])
+    s = np.array([0.2, 0.5, 0.9])
+    w = np.array([1.0, 1.0, 0.0])
+    out = BinaryScoreState.from_batch(y, s, sample_weight=w).result().to_dict()
+    assert out["average_precision"] == approx(average_precision_score(y, s, sample_weight=w))
+    assert out["average_precision"] == approx(0.5)  # one positive, ranked below a negative

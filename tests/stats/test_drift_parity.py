@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp, wasserstein_distance
 
@@ -50,7 +53,9 @@ def numeric_bins_reference(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray
 
 def check_numeric(ref_raw: np.ndarray, cur_raw: np.ndarray) -> dict[str, Any]:
     """Compare numeric_drift on raw data (NaN = null) with scipy and the definitions."""
-    out = numeric_drift(NumericSampleState.from_batch(ref_raw), NumericSampleState.from_batch(cur_raw))
+    out = numeric_drift(
+        NumericSampleState.from_batch(ref_raw), NumericSampleState.from_batch(cur_raw)
+    )
     ref = ref_raw[~np.isnan(ref_raw)]
     cur = cur_raw[~np.isnan(cur_raw)]
     ks = ks_2samp(ref, cur)  # method="auto"
@@ -169,6 +174,39 @@ def test_numeric_drift_merged_state_matches_one_batch() -> None:
     assert out["null_share"]["reference"] == approx(np.isnan(ref).mean())
 
 
+NUMERIC_VALUES = st.one_of(
+    st.integers(-3, 3).map(float),
+    st.floats(-100.0, 100.0, allow_nan=False),
+    st.just(float("nan")),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    ref=st.lists(NUMERIC_VALUES, min_size=1, max_size=60),
+    cur=st.lists(NUMERIC_VALUES, min_size=1, max_size=60),
+)
+def test_numeric_drift_matches_scipy_on_arbitrary_small_samples(
+    ref: list[float], cur: list[float]
+) -> None:
+    ref_raw, cur_raw = np.array(ref), np.array(cur)
+    ref_ok, cur_ok = ref_raw[~np.isnan(ref_raw)], cur_raw[~np.isnan(cur_raw)]
+    if ref_ok.size == 0 or cur_ok.size == 0:
+        out = numeric_drift(
+            NumericSampleState.from_batch(ref_raw), NumericSampleState.from_batch(cur_raw)
+        )
+        assert out["ks"]["p_value"] is None and out["undefined"]
+        return
+    if np.std(ref_ok) == 0:
+        out = numeric_drift(
+            NumericSampleState.from_batch(ref_raw), NumericSampleState.from_batch(cur_raw)
+        )
+        assert out["wasserstein_normed"] is None
+        assert out["ks"]["p_value"] == approx(ks_2samp(ref_ok, cur_ok).pvalue)
+        return
+    check_numeric(ref_raw, cur_raw)
+
+
 # -- categorical -----------------------------------------------------------------------
 
 
@@ -227,6 +265,19 @@ def draw(rng: np.random.Generator, cats: list[Any], p: list[float], n: int) -> l
     return [cats[i] for i in idx]
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    ref=st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=1, max_size=40),
+    cur=st.lists(st.sampled_from(["a", "b", "c", "e", None]), min_size=1, max_size=40),
+)
+def test_categorical_drift_matches_scipy_on_arbitrary_samples(
+    ref: list[str | None], cur: list[str | None]
+) -> None:
+    out = check_categorical(list(ref), list(cur))
+    unseen = sorted({x for x in cur if x is not None} - {x for x in ref if x is not None})
+    assert out["unseen_categories"] == unseen
+
+
 def test_categorical_drift_with_nulls_and_unseen_categories() -> None:
     rng = np.random.default_rng(10)
     ref = draw(rng, ["DE", "FR", "IT", "ES", None], [0.4, 0.3, 0.15, 0.1, 0.05], 5000)
@@ -271,6 +322,25 @@ def test_categorical_drift_all_null_feature() -> None:
     assert out["unseen_categories"] == ["a", "b"]
 
 
+def test_categorical_drift_zero_count_category_from_counts() -> None:
+    # a category counted 0 in both windows is in neither window, so it is not one of the
+    # union's bins: the statistics equal scipy's on the table without it (scipy itself
+    # rejects a table with an all-zero column)
+    ref = CategoricalCountState.from_counts(np.array(["a", "b", "c"]), np.array([50, 30, 0]), 4)
+    cur = CategoricalCountState.from_counts(np.array(["a", "b", "c"]), np.array([40, 60, 0]), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = categorical_drift(ref, cur)
+    expected = categorical_reference(
+        ["a"] * 50 + ["b"] * 30 + [None] * 4, ["a"] * 40 + ["b"] * 60 + [None] * 2
+    )
+    assert out["chi2"]["statistic"] == approx(expected["statistic"])
+    assert out["chi2"]["p_value"] == approx(expected["p_value"])
+    assert out["chi2"]["dof"] == expected["dof"]
+    assert out["psi"] == approx(expected["psi"])
+    assert out["jensen_shannon"] == approx(expected["jensen_shannon"])
+
+
 def test_categorical_drift_empty_window() -> None:
     cur = CategoricalCountState.from_batch(np.array(["a", "b"], dtype=object))
     for ref_state, cur_state in (
@@ -313,16 +383,23 @@ def test_drift_rule_large_samples() -> None:
     ref = NumericSampleState.from_batch(rng.normal(0.0, 1.0, n))
     same = NumericSampleState.from_batch(rng.normal(0.0, 1.0, n))
     shifted = NumericSampleState.from_batch(rng.normal(0.5, 1.0, n))
-    cat_ref = CategoricalCountState.from_counts(np.array(["a", "b"]), np.array([600_000, 400_000]), 0)
-    cat_cur = CategoricalCountState.from_counts(np.array(["a", "b"]), np.array([600_300, 399_700]), 0)
+    cat_ref = CategoricalCountState.from_counts(
+        np.array(["a", "b"]), np.array([600_000, 400_000]), 0
+    )
+    cat_cur = CategoricalCountState.from_counts(
+        np.array(["a", "b"]), np.array([600_300, 399_700]), 0
+    )
     results = {
         "same": numeric_drift(ref, same),
         "shifted": numeric_drift(ref, shifted),
         "category": categorical_drift(cat_ref, cat_cur),
     }
     raw = np.array(
-        [results["same"]["ks"]["p_value"], results["shifted"]["ks"]["p_value"],
-         results["category"]["chi2"]["p_value"]]
+        [
+            results["same"]["ks"]["p_value"],
+            results["shifted"]["ks"]["p_value"],
+            results["category"]["chi2"]["p_value"],
+        ]
     )
     DriftRule().apply(results)
     assert results["same"]["drifted"] is False

@@ -67,7 +67,11 @@ def test_multiclass_confusion_matches_sklearn(seed: int, weighted: bool) -> None
     out = state.result().to_dict()
     assert out["accuracy"] == approx(accuracy_score(y_true, y_pred, sample_weight=w))
     for avg in AVERAGES:
-        for name, fn in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+        for name, fn in (
+            ("precision", precision_score),
+            ("recall", recall_score),
+            ("f1", f1_score),
+        ):
             ref = fn(y_true, y_pred, average=avg, zero_division=0, sample_weight=w)
             assert out[f"{name}_{avg}"] == approx(ref), f"{name}_{avg}"
             assert out[f"{name}_{avg}_ci"] is not None
@@ -87,6 +91,24 @@ def test_multiclass_confusion_all_classes_present() -> None:
         assert out[f"f1_{avg}"] == approx(f1_score(y_true, y_pred, average=avg))
         assert out[f"precision_{avg}"] == approx(precision_score(y_true, y_pred, average=avg))
         assert out[f"recall_{avg}"] == approx(recall_score(y_true, y_pred, average=avg))
+
+
+def test_multiclass_class_present_only_with_zero_weight() -> None:
+    # scikit-learn takes the label set from the data, whatever the weights: class 2 occurs
+    # (with weight 0), so it counts in the macro average with precision = recall = 0
+    y_true = np.array([0, 1, 2, 0])
+    y_pred = np.array([0, 1, 1, 1])
+    w = np.array([1.0, 1.0, 0.0, 1.0])
+    out = MulticlassConfusionState.from_batch(y_true, y_pred, ["a", "b", "c"], sample_weight=w)
+    d = out.result().to_dict()
+    for avg in AVERAGES:
+        for name, fn in (
+            ("precision", precision_score),
+            ("recall", recall_score),
+            ("f1", f1_score),
+        ):
+            ref = fn(y_true, y_pred, average=avg, zero_division=0, sample_weight=w)
+            assert d[f"{name}_{avg}"] == approx(ref), f"{name}_{avg}"
 
 
 def test_multiclass_confusion_empty() -> None:
@@ -154,9 +176,7 @@ def make_regression(
     return y, p, w
 
 
-def reference_regression(
-    y: np.ndarray, p: np.ndarray, w: np.ndarray | None
-) -> dict[str, float]:
+def reference_regression(y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> dict[str, float]:
     """scikit-learn's regression metrics; the bias from numpy."""
     return {
         "mae": mean_absolute_error(y, p, sample_weight=w),

@@ -244,10 +244,14 @@ class BinaryScoreState(State):
         ece = _ece_from_sums(w_bin[None], y_bin[None], s_bin[None])[0]
 
         def statistic(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
-            onehot = np.zeros((rows.size, k))
-            onehot[np.arange(rows.size), bins[rows]] = 1.0
-            m = counts * w[rows]
-            return _ece_from_sums(m @ onehot, (m * y[rows]) @ onehot, (m * s[rows]) @ onehot)
+            cell = (np.arange(counts.shape[0])[:, None] * k + bins[rows][None, :]).ravel()
+            m = (counts * w[rows]).ravel()
+
+            def sums(values: np.ndarray) -> np.ndarray:
+                flat = m if values is None else m * np.tile(values, counts.shape[0])
+                return np.bincount(cell, weights=flat, minlength=counts.size and counts.shape[0] * k).reshape(-1, k)
+
+            return _ece_from_sums(sums(None), sums(y[rows]), sums(s[rows]))
 
         ci = little_bootstrap_interval(statistic, y.size, estimate=float(ece), seed=seed)
         out.set("ece", float(ece), ci)
