@@ -565,6 +565,12 @@ BAD_INPUTS = (
 )
 
 
+@pytest.fixture(scope="session")
+def build_bad_input() -> Callable[[str, Path], BadInput]:
+    """The bad-input case builder: ``build_bad_input(name, folder)``."""
+    return _bad_input
+
+
 @pytest.fixture(params=BAD_INPUTS)
 def bad_input(request: pytest.FixtureRequest, tmp_path: Path) -> BadInput:
     """Each invalid input in turn (files written to ``tmp_path``)."""

@@ -74,10 +74,17 @@ def test_binary_result_structure(binary_result: assay.EvaluationResult, ref: Sim
 
 
 def test_binary_overall_metrics_equal_sklearn(
-    binary_result: assay.EvaluationResult, binary_expected: dict[str, Any], ref: SimpleNamespace
+    binary_result: assay.EvaluationResult,
+    binary_data: Any,
+    binary_expected: dict[str, Any],
+    ref: SimpleNamespace,
 ):
-    overall = binary_result.to_dict()["metrics"]["overall"]
-    ref.assert_metrics_match(overall, binary_expected["overall"], "overall")
+    metrics = binary_result.to_dict()["metrics"]
+    ref.assert_metrics_match(metrics["overall"], binary_expected["overall"], "overall")
+    # the reference window has labels too: its metrics are reported alongside
+    rfr = binary_data.reference
+    expected = ref.binary(rfr.column("target").to_numpy(), rfr.column("score").to_numpy())
+    ref.assert_metrics_match(metrics["reference"], expected, "reference")
 
 
 def test_binary_segment_metrics_equal_sklearn_on_segment_rows(

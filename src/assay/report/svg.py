@@ -202,12 +202,7 @@ def interval_plot(
     left, right, top, row_h = label_w, 18, 30, 24
     plot_h = row_h * max(len(estimates), 1)
     height = top + plot_h + (44 if x_label else 28) + (18 if marker is not None else 0)
-    values = [
-        v
-        for e in estimates
-        for v in (e.value, *(e.interval or ()))
-        if finite(v)
-    ]
+    values = [v for e in estimates for v in (e.value, *(e.interval or ())) if finite(v)]
     if finite(marker):
         values.append(marker)
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
@@ -280,8 +275,10 @@ def line_plot(
         body.append(_line(x(0), y(t), x(1), y(t), GRID))
         body.append(_text(x(t), y(0) + 15, fmt(t), anchor="middle", color=MUTED))
         body.append(_text(x(0) - 6, y(t) + 4, fmt(t), anchor="end", color=MUTED))
-    body.append(f'<rect x="{x(0)}" y="{y(1)}" width="{x(1) - x(0)}" height="{y(0) - y(1)}" '
-                f'fill="none" stroke="{MUTED}"/>')
+    body.append(
+        f'<rect x="{x(0)}" y="{y(1)}" width="{x(1) - x(0)}" height="{y(0) - y(1)}" '
+        f'fill="none" stroke="{MUTED}"/>'
+    )
     body.append(_text((x(0) + x(1)) / 2, height - 10, x_label, anchor="middle"))
     mid_y = (y(0) + y(1)) / 2
     body.append(_text(16, mid_y, y_label, anchor="middle", rotate=-90))
@@ -289,14 +286,18 @@ def line_plot(
     if diagonal:
         body.append(_line(x(0), y(0), x(1), y(1), MUTED, stroke_dasharray="4 3"))
     for curve in lines:
-        pts = [(x(a), y(b)) for a, b in zip(curve.x, curve.y, strict=False) if finite(a) and finite(b)]
+        pts = [
+            (x(a), y(b)) for a, b in zip(curve.x, curve.y, strict=False) if finite(a) and finite(b)
+        ]
         path = " ".join(f"{px},{py}" for px, py in pts)
         body.append(
             f'<polyline points="{path}" fill="none" stroke="{curve.color}" stroke-width="2.5" '
             f'stroke-linejoin="round"/>'
         )
         if curve.markers:
-            body += [f'<circle cx="{px}" cy="{py}" r="3.5" fill="{curve.color}"/>' for px, py in pts]
+            body += [
+                f'<circle cx="{px}" cy="{py}" r="3.5" fill="{curve.color}"/>' for px, py in pts
+            ]
         entries.append((curve.name, curve.color, False))
     if diagonal:
         entries.append((diagonal, MUTED, True))

@@ -315,7 +315,10 @@ def categorical_drift(
         table[row, -1] = state.null_count
     if table[:, -1].sum() == 0:
         table = table[:, :-1]
-    stat, p, dof = chi2_homogeneity(table)
+        union_labels = union.tolist()
+    else:
+        union_labels = [*union.tolist(), None]
+    stat, p, dof = chi2_homogeneity(table[:, table.sum(axis=0) > 0])
     ref_shares = table[0] / ref_total
     cur_shares = table[1] / cur_total
     unseen = np.setdiff1d(current.data["categories"], reference.data["categories"])
@@ -326,7 +329,7 @@ def categorical_drift(
         unseen_categories=unseen[:50].tolist(),
         unseen_share=float(table[1, np.searchsorted(union, unseen)].sum() / cur_total),
         bins={
-            "categories": union.tolist() + ([None] if table.shape[1] > union.size else []),
+            "categories": union_labels,
             "reference": ref_shares.tolist(),
             "current": cur_shares.tolist(),
         },
@@ -335,7 +338,10 @@ def categorical_drift(
 
 
 def chi2_homogeneity(table: np.ndarray) -> tuple[float, float, int]:
-    """Pearson chi-square test of homogeneity on an r×k table without continuity correction."""
+    """Pearson chi-square test of homogeneity on an r×k table without continuity correction.
+
+    Every row and column of ``table`` must have a positive sum.
+    """
     rows = table.sum(axis=1, keepdims=True)
     cols = table.sum(axis=0, keepdims=True)
     expected = rows * cols / table.sum()

@@ -100,4 +100,5 @@ class DriftRule:
 
 def _p_value(result: dict[str, Any]) -> float | None:
     test = result.get("ks") if result.get("type") == "numeric" else result.get("chi2")
-    return None if not test else test.get("p_value")
+    p = None if not test else test.get("p_value")
+    return None if p is None or not np.isfinite(p) else float(p)

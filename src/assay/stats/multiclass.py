@@ -89,11 +89,12 @@ class MulticlassConfusionState(State):
         n_eff = effective_n(total, float(w2.sum()))
         acc = float(np.trace(w) / total)
         out.set("accuracy", acc, wilson_interval(acc * n_eff, n_eff))
-        point = _averaged_scores(w[None])
+        present = (n.sum(axis=0) + n.sum(axis=1)) > 0  # by rows, as scikit-learn's labels
+        point = _averaged_scores(w[None], present)
         rng = np.random.default_rng(seed)
         draws = rng.multinomial(max(round(n_eff), 1), (w / total).ravel(), size=2000)
         k = w.shape[0]
-        boot = _averaged_scores(draws.reshape(-1, k, k).astype(np.float64))
+        boot = _averaged_scores(draws.reshape(-1, k, k).astype(np.float64), present)
         for name, values in point.items():
             reps = boot[name][np.isfinite(boot[name])]
             ci = (
@@ -102,7 +103,6 @@ class MulticlassConfusionState(State):
                 else None
             )
             out.set(name, float(values[0]), ci)
-        present = (w.sum(axis=0) + w.sum(axis=1)) > 0
         no_pred = [
             c
             for c, p, s in zip(self.params["classes"], present, w.sum(axis=0), strict=True)
@@ -115,18 +115,20 @@ class MulticlassConfusionState(State):
         return out
 
 
-def _averaged_scores(tables: np.ndarray) -> dict[str, np.ndarray]:
-    """Macro/micro/weighted precision, recall, f1 for a stack of (k, k) tables."""
+def _averaged_scores(tables: np.ndarray, present: np.ndarray) -> dict[str, np.ndarray]:
+    """Macro/micro/weighted precision, recall, f1 for a stack of (k, k) tables.
+
+    ``present`` marks the classes that macro averages run over.
+    """
     tp = np.diagonal(tables, axis1=1, axis2=2)
     predicted = tables.sum(axis=1)
     actual = tables.sum(axis=2)
-    present = (predicted + actual) > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(actual > 0, tp / actual, 0.0)
         denom = precision + recall
         f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
-        n_present = present.sum(axis=1)
+        n_present = present.sum()
         support = actual.sum(axis=1)
         micro = tp.sum(axis=1) / support
         out: dict[str, np.ndarray] = {}

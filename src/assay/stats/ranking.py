@@ -72,7 +72,9 @@ class ScoreGroups:
         big_p, big_n = self.pos_total, self.neg_total
         tp = big_p - self.pos_below
         fp = big_n - self.neg_below
-        return float(np.sum(self.pos / big_p * (tp / (tp + fp))))
+        predicted = tp + fp  # 0 only where every row at or above has weight 0
+        precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        return float(np.sum(self.pos / big_p * precision))
 
     def average_precision_replicates(self, counts: np.ndarray) -> np.ndarray:
         """Average precision under each row of resampling ``counts`` (replicates, rows)."""

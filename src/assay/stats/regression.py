@@ -73,10 +73,9 @@ class RegressionState(State):
 
         def r2_of(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
             cw = counts * w[rows]
-            total = cw.sum(axis=1)
-            mean = (cw @ y[rows]) / total
-            sst = (cw * (y[rows][None, :] - mean[:, None]) ** 2).sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                mean = (cw @ y[rows]) / cw.sum(axis=1)
+                sst = (cw * (y[rows][None, :] - mean[:, None]) ** 2).sum(axis=1)
                 return 1.0 - (cw @ sq[rows]) / sst
 
         y_mean = float(np.dot(w, y) / w_sum)
