@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -133,15 +133,20 @@ def drift_of(kind: FeatureType, reference: State, current: State) -> dict[str, A
     return categorical_drift(reference, current)
 
 
-def evaluate_drift(
+def default_threads() -> int:
+    """Worker threads for the local engine: the machine's cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def submit_drift(
+    pool: Executor,
     features: dict[str, FeatureType],
     reference: Source,
     current: Source,
     *,
     progress: Progress | None = None,
-    threads: int | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Drift statistics of every feature (one column at a time, on a thread pool)."""
+) -> dict[str, Future[tuple[str, dict[str, Any]]]]:
+    """Start the drift statistics of every feature on ``pool`` (one column at a time)."""
 
     def one(item: tuple[str, FeatureType]) -> tuple[str, dict[str, Any]]:
         name, kind = item
@@ -157,7 +162,17 @@ def evaluate_drift(
             progress(name)
         return name, result
 
-    workers = threads or min(2, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = dict(pool.map(one, features.items()))
-    return {name: results[name] for name in features}
+    return {name: pool.submit(one, (name, kind)) for name, kind in features.items()}
+
+
+def evaluate_drift(
+    features: dict[str, FeatureType],
+    reference: Source,
+    current: Source,
+    *,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Drift statistics of every feature, computed on a thread pool."""
+    with ThreadPoolExecutor(max_workers=default_threads()) as pool:
+        futures = submit_drift(pool, features, reference, current, progress=progress)
+        return {name: future.result()[1] for name, future in futures.items()}

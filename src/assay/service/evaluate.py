@@ -7,6 +7,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -78,23 +79,45 @@ def evaluate(
     steps = 1 + int(ref_has_labels) + (len(feature_types) + 1 if ref is not None else 0)
     tick = progress(steps) if progress is not None else (lambda _name: None)
 
+    # every value check runs before the heavy work starts
     cur_cols = read_labeled(spec, cur)
     ref_cols = read_labeled(spec, ref, with_segments=False) if ref_has_labels and ref else None
-    metrics = local.evaluate_metrics(spec, cur_cols, curves=True)
-    tick("metrics (current)")
-    if ref_cols is not None:
-        metrics["reference"] = local.finish(
-            local.metric_states(spec, ref_cols, None), seed=spec.seed
-        )
-        tick("metrics (reference)")
+
+    def reference_metrics() -> dict[str, Any]:
+        assert ref_cols is not None
+        return local.finish(local.metric_states(spec, ref_cols, None), seed=spec.seed)
+
+    def with_tick(name: str, work: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            value = work()
+            tick(name)
+            return value
+
+        return run
 
     drift: dict[str, dict[str, Any]] = {}
     prediction_drift: dict[str, dict[str, Any]] = {}
-    if ref is not None:
-        drift = local.evaluate_drift(feature_types, ref, cur, progress=tick)
-        spec.drift_rule.apply(drift)
-        prediction_drift = _prediction_drift(spec, ref, cur)
-        tick("prediction drift")
+    # metrics and drift share one pool: numpy and Arrow release the GIL
+    with ThreadPoolExecutor(max_workers=local.default_threads()) as pool:
+        metrics_job = pool.submit(
+            with_tick(
+                "metrics (current)", lambda: local.evaluate_metrics(spec, cur_cols, curves=True)
+            )
+        )
+        reference_job = (
+            pool.submit(with_tick("metrics (reference)", reference_metrics)) if ref_cols else None
+        )
+        if ref is not None:
+            prediction_job = pool.submit(
+                with_tick("prediction drift", lambda: _prediction_drift(spec, ref, cur))
+            )
+            jobs = local.submit_drift(pool, feature_types, ref, cur, progress=tick)
+            drift = {name: job.result()[1] for name, job in jobs.items()}
+            spec.drift_rule.apply(drift)
+            prediction_drift = prediction_job.result()
+        metrics = metrics_job.result()
+        if reference_job is not None:
+            metrics["reference"] = reference_job.result()
 
     rows = {"current": cur.num_rows}
     labeled = {"current": cur_cols.labeled}

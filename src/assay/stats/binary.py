@@ -244,14 +244,16 @@ class BinaryScoreState(State):
         ece = _ece_from_sums(w_bin[None], y_bin[None], s_bin[None])[0]
 
         def statistic(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
-            cell = (np.arange(counts.shape[0])[:, None] * k + bins[rows][None, :]).ravel()
-            m = (counts * w[rows]).ravel()
+            replicates = counts.shape[0]
+            # one bincount over (replicate, bin) cells for all replicates at once
+            cell = (np.arange(replicates)[:, None] * k + bins[rows][None, :]).ravel()
+            weight = counts * w[rows]
 
-            def sums(values: np.ndarray) -> np.ndarray:
-                flat = m if values is None else m * np.tile(values, counts.shape[0])
-                return np.bincount(cell, weights=flat, minlength=counts.size and counts.shape[0] * k).reshape(-1, k)
+            def per_bin(values: np.ndarray) -> np.ndarray:
+                flat = (weight * values).ravel()
+                return np.bincount(cell, weights=flat, minlength=replicates * k).reshape(-1, k)
 
-            return _ece_from_sums(sums(None), sums(y[rows]), sums(s[rows]))
+            return _ece_from_sums(per_bin(np.ones(rows.size)), per_bin(y[rows]), per_bin(s[rows]))
 
         ci = little_bootstrap_interval(statistic, y.size, estimate=float(ece), seed=seed)
         out.set("ece", float(ece), ci)
