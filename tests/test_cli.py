@@ -234,7 +234,7 @@ def test_cli_report_file_is_written(binary_data: Any, tmp_path: Path):
     args = binary_args(binary_data.current_parquet, "--report", report, "--json", out)
     args = [*args, "--reference", str(binary_data.reference_parquet)]
     result = invoke(args)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 0, (result.stderr, repr(result.exception))
     assert report.exists() and report.stat().st_size > 0
     assert out.exists()
 

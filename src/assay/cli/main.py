@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from assay import __version__
 from assay.errors import AssayError
@@ -41,8 +42,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except AssayError as err:
-        field = f" [field: {err.field}]" if err.field else ""
-        err_console.print(f"[red]error:[/red] {err}{field}", highlight=False, soft_wrap=True)
+        line = Text("error: ", style="red")
+        line.append(str(err) + (f" [field: {err.field}]" if err.field else ""))
+        err_console.print(line, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -119,8 +119,10 @@ def _open_path(path: Path, role: str) -> Source:
             # CSV is parsed once into Arrow memory; column projection needs Parquet.
             from pyarrow import csv
 
-            options = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            dataset: ds.Dataset = ds.dataset(csv.read_csv(path, parse_options=options))
+            parse = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            convert = csv.ConvertOptions(strings_can_be_null=True)  # empty field = null
+            table = csv.read_csv(path, parse_options=parse, convert_options=convert)
+            dataset: ds.Dataset = ds.dataset(table)
         else:
             dataset = ds.dataset([str(f) for f in files], format="parquet")
     except (pa.ArrowInvalid, OSError) as err:

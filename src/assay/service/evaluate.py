@@ -56,6 +56,8 @@ def evaluate(
     (1.0, False)
     """
     started = time.time()
+    if task != "binary" and prediction is not None and score == "score":
+        score = None  # the binary default; regression and multiclass read the prediction
     spec = EvaluationSpec.build(
         task=task,
         target=target,
