@@ -58,12 +58,13 @@ table { border-collapse: collapse; background: white; margin: 6px 0 14px;
         box-shadow: 0 1px 2px rgba(0,0,0,.06); }
 th, td { padding: 5px 12px; border-bottom: 1px solid #e4e7eb; text-align: left;
          vertical-align: top; }
-th { background: #eef1f5; font-weight: 600; font-size: 13px; white-space: nowrap; }
+th { background: #eef1f5; font-weight: 600; font-size: 13px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th.num { text-align: right; }
 tr.headline td:first-child { font-weight: 600; }
 tr.overall td { background: #f8fafc; font-style: italic; }
-td.note { min-width: 18em; font-size: 12px; }
+td.note { min-width: 14em; font-size: 12px; }
+.scroll { max-width: 100%; overflow-x: auto; }
 .na { color: #9aa5b1; }
 .reason { display: block; font-size: 12px; color: #7b8794; white-space: normal; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 9px; font-size: 12px;
@@ -147,9 +148,9 @@ def _header(result: Mapping[str, Any]) -> str:
     facts = [("task", str(result.get("task", "")))]
     for window in ("current", "reference"):
         if window in rows:
-            text = f"{rows[window]:,}"
+            text = fmt_number(rows[window], 0)
             if window in labeled:
-                text += f" ({labeled[window]:,} labeled)"
+                text += f" ({fmt_number(labeled[window], 0)} labeled)"
             facts.append((f"{window} rows", text))
     for key, label in (
         ("started_at", "run at (UTC)"),
@@ -183,13 +184,13 @@ def _metrics_section(task: str, metrics: Mapping[str, Any]) -> str:
             cells += _metric_cells(reference, name)
         css = ' class="headline"' if name in headline else ""
         rows.append(f"<tr{css}><td>{escape(name)}</td>{cells}</tr>")
-    plots = []
+    charts = []
     for name in (n for n in HEADLINE.get(task, ()) if n in overall):
         estimates = [Estimate("current", overall.get(name), overall.get(name + "_ci"), CURRENT)]
         if reference is not None:
             ci = reference.get(name + "_ci")
             estimates.append(Estimate("reference", reference.get(name), ci, REFERENCE))
-        plots.append(_interval_chart(estimates, name))
+        charts.append(_interval_chart(estimates, name))
     notes = "".join(f'<p class="note">{escape(str(n))}</p>' for n in overall.get("notes", []))
     against = " and on the reference window" if reference is not None else ""
     return (
@@ -198,13 +199,13 @@ def _metrics_section(task: str, metrics: Mapping[str, Any]) -> str:
         "Headline metrics are in bold.</p>"
         + table(head, rows, [False, True, True, True, True])
         + notes
-        + plots([p for p in plots if p])
-        + _confusion(task, overall)
+        + plots(charts)
+        + _confusion(overall)
         + "</section>"
     )
 
 
-def _confusion(task: str, overall: Mapping[str, Any]) -> str:
+def _confusion(overall: Mapping[str, Any]) -> str:
     matrix = overall.get("confusion_matrix")
     if not matrix:
         return ""
@@ -243,7 +244,7 @@ def _segments_section(task: str, metrics: Mapping[str, Any]) -> str:
         head = [str(column), "rows"] + [h for n in names for h in (n, "95% interval")]
         rows = [_segment_row("overall", overall, names, ' class="overall"')]
         rows += [_segment_row(str(value), group, names, "") for value, group in groups.items()]
-        plots = [
+        charts = [
             _interval_chart(
                 [Estimate(str(v), g.get(name), g.get(name + "_ci")) for v, g in groups.items()],
                 name,
@@ -253,7 +254,7 @@ def _segments_section(task: str, metrics: Mapping[str, Any]) -> str:
         ]
         parts.append(f"<h3>By {escape(str(column))}</h3>")
         parts.append(table(head, rows, [False] + [True] * (1 + 2 * len(names))))
-        parts.append(plots([p for p in plots if p]))
+        parts.append(plots(charts))
     return "".join(parts) + "</section>"
 
 

@@ -69,7 +69,9 @@ def table(head: Sequence[str], rows: Sequence[str], numeric: Sequence[bool] = ()
         (f'<th class="num">{escape(h)}</th>' if num else f"<th>{escape(h)}</th>")
         for h, num in zip(head, flags, strict=False)
     )
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    body = "".join(rows)
+    html = f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{html}</div>'
 
 
 def figure(chart: str, caption: str = "") -> str:

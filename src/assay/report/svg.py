@@ -206,12 +206,13 @@ def interval_plot(
     if finite(marker):
         values.append(marker)
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+    span = hi - lo
+    pad = span * 0.08 if span > 1e-9 * max(1.0, abs(hi)) else (abs(hi) * 0.1 or 1.0)
     lo, hi = lo - pad, hi + pad
-    if limits[0] is not None:
-        lo = max(lo, limits[0])
+    if limits[0] is not None:  # never cut off data that lies outside the limits
+        lo = max(lo, min(limits[0], min(values, default=lo)))
     if limits[1] is not None:
-        hi = min(hi, limits[1])
+        hi = min(hi, max(limits[1], max(values, default=hi)))
     ticks = nice_ticks(lo, hi, count=4)
     x = _Scale(ticks[0], ticks[-1], left, width - right)
     fmt = tick_formatter(ticks)

@@ -87,7 +87,8 @@ def evaluate(
 
     def reference_metrics() -> dict[str, Any]:
         assert ref_cols is not None
-        return local.finish(local.metric_states(spec, ref_cols, None), seed=spec.seed)
+        states = local.metric_states(spec, ref_cols, None)
+        return local.finish(states, seed=spec.seed, curves=True)
 
     def with_tick(name: str, work: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
