@@ -83,5 +83,85 @@ class MissingDependencyError(AssayError, ImportError):
         )
 
 
+class NotFoundError(AssayError, LookupError):
+    """A model, key or record does not exist (or belongs to another tenant)."""
+
+    http_status = 404
+
+
+class ConflictError(AssayError, ValueError):
+    """The request contradicts stored state (a model re-registered with other columns)."""
+
+    http_status = 409
+
+
+class SchemaVersionError(AssayError, RuntimeError):
+    """The store's schema is newer than this Assay: refuse to run rather than damage it."""
+
+    http_status = 503
+
+
+class BatchValidationError(InputError):
+    """Some events of a batch are invalid; nothing of the batch was stored.
+
+    ``problems`` lists ``{"index": i, "field": name, "reason": text}`` per bad event.
+    """
+
+    def __init__(self, problems: list[dict[str, object]], *, total: int):
+        self.problems = problems
+        first = problems[0] if problems else {}
+        super().__init__(
+            f"{len(problems)} of {total} event(s) are invalid; first: event "
+            f"{first.get('index')} field {first.get('field')!r}: {first.get('reason')}",
+            field=str(first.get("field")) if first else None,
+        )
+
+
+class PayloadTooLargeError(InputError):
+    """A request body or batch exceeds a documented limit."""
+
+    http_status = 413
+
+
+class OverloadedError(AssayError, RuntimeError):
+    """The write queue is full: retry after ``retry_after`` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AuthenticationError(AssayError, PermissionError):
+    """No valid API key was given."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(AssayError, PermissionError):
+    """The API key's role does not allow this action."""
+
+    http_status = 403
+
+
 class AssayWarning(UserWarning):
     """A result is undefined or degraded (for example: one class only in a segment)."""
+
+
+class NotFoundError(AssayError, LookupError):
+    """A named object (an API key, a tenant) does not exist."""
+
+    http_status = 404
+
+
+class SchemaVersionError(AssayError, RuntimeError):
+    """A database was written by a newer Assay than the one reading it."""
+
+    http_status = 503
+
+
+class StoreUnavailableError(AssayError, ConnectionError):
+    """A database cannot be opened or reached (bad path, server down, wrong credentials)."""
+
+    http_status = 503

@@ -1,0 +1,188 @@
+"""The Store protocol: what the service layer needs from any storage backend.
+
+Events arrive as Arrow tables in the canonical layout below; scans return Arrow. Two
+implementations pass one contract test suite: DuckDB (embedded, the default) and
+PostgreSQL (several server replicas).
+
+Canonical prediction columns: ``id`` (string), ``version`` (string), ``timestamp``
+(timestamp[us, UTC]), ``score`` (float64, nullable), ``prediction`` (float64 for binary and
+regression, string for multiclass; nullable), then ``feature.<name>`` (float64 or string)
+and ``segment.<name>`` (string). Label columns: ``id``, ``label`` (float64 or string),
+``timestamp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from assay.store.model import ModelSpec
+
+FEATURE_PREFIX = "feature."
+SEGMENT_PREFIX = "segment."
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Outcome of one committed batch."""
+
+    accepted: int
+    duplicates: int
+    unmatched: int | None = None  # labels only: labels whose prediction is not stored yet
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON body of the HTTP answer."""
+        out = {"accepted": self.accepted, "duplicates": self.duplicates}
+        if self.unmatched is not None:
+            out["unmatched"] = self.unmatched
+        return out
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` to record with a batch, and the answer's extra fields."""
+
+    key: str
+    body_hash: str
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DirtyBucket:
+    """A (version, hour bucket) to roll up again; ``mark`` orders re-dirtying."""
+
+    version: str
+    bucket: datetime
+    mark: int
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A model version seen in the predictions."""
+
+    version: str
+    predictions: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The states of one (version, hour bucket, segment value)."""
+
+    version: str
+    bucket: datetime
+    segment_column: str  # "" for the whole version
+    segment_value: str
+    rows: int
+    labeled: int
+    states: bytes
+
+
+class Store(Protocol):
+    """Storage of models, events, rollups, references and evaluation runs."""
+
+    def register_model(self, tenant: str, spec: ModelSpec) -> tuple[ModelSpec, bool]:
+        """Register ``spec``; returns (spec, created). The same spec again is a no-op."""
+
+    def get_model(self, tenant: str, name: str) -> ModelSpec:
+        """The model, or :class:`~assay.errors.NotFoundError` (also for other tenants)."""
+
+    def list_models(self, tenant: str) -> list[ModelSpec]:
+        """The tenant's models, by name."""
+
+    def list_versions(self, tenant: str, model: str) -> list[VersionInfo]:
+        """Versions seen in the model's predictions."""
+
+    def append_predictions(
+        self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Store new predictions atomically; re-sent ids are counted as duplicates.
+
+        Marks the (version, hour) buckets of the new events dirty. With ``idempotency``,
+        records (key, body hash, answer) in the same transaction.
+        """
+
+    def append_labels(
+        self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Store new labels atomically; marks the matched predictions' buckets dirty."""
+
+    def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(body hash, answer) recorded for an ``Idempotency-Key``, if any."""
+
+    def scan(
+        self,
+        tenant: str,
+        model: str,
+        *,
+        version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Predictions joined with their labels (``label`` null when missing) in [start, end)."""
+
+    def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:
+        """Buckets whose rollups are out of date, with the mark they were dirtied at."""
+
+    def replace_rollups(
+        self, tenant: str, model: str, dirty: DirtyBucket, rollups: list[Rollup]
+    ) -> None:
+        """Replace one bucket's rollups; clear its dirty mark unless it was re-marked since."""
+
+    def load_rollups(
+        self,
+        tenant: str,
+        model: str,
+        *,
+        version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        segment_column: str = "",
+    ) -> list[Rollup]:
+        """Rollups of the buckets in [start, end) for one segment column ("" = overall)."""
+
+    def save_reference(self, tenant: str, model: str, states: bytes, meta: dict[str, Any]) -> None:
+        """Store the model's drift reference (packed feature states)."""
+
+    def load_reference(self, tenant: str, model: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The model's reference, if any."""
+
+    def ping(self) -> None:
+        """Raise if the store cannot answer (for ``/readyz``)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def empty_prediction_table(spec: ModelSpec) -> pa.Schema:
+    """The canonical Arrow schema of a model's predictions."""
+    label_type = pa.string() if spec.task == "multiclass" else pa.float64()
+    fields = [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("score", pa.float64()),
+        pa.field("prediction", label_type),
+    ]
+    for name, kind in spec.features.items():
+        fields.append(
+            pa.field(FEATURE_PREFIX + name, pa.float64() if kind == "numeric" else pa.string())
+        )
+    fields.extend(pa.field(SEGMENT_PREFIX + s, pa.string()) for s in spec.segments)
+    return pa.schema(fields)
+
+
+def label_schema(spec: ModelSpec) -> pa.Schema:
+    """The canonical Arrow schema of a model's labels."""
+    label_type = pa.string() if spec.task == "multiclass" else pa.float64()
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("label", label_type, nullable=False),
+            pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )

@@ -1,0 +1,409 @@
+"""The embedded default store: one DuckDB file under the data directory.
+
+Only one process may write a DuckDB file, so the server owns it; admin data that other
+processes write (keys, audit) lives in the control store instead.
+
+>>> import tempfile, pyarrow as pa
+>>> from assay.store.model import ModelSpec
+>>> store = DuckDBStore(tempfile.mkdtemp())
+>>> _ = store.register_model("acme", ModelSpec(name="m", task="binary"))
+>>> [m.name for m in store.list_models("acme")], store.list_models("other")
+(['m'], [])
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from assay.errors import ConflictError, NotFoundError, SchemaVersionError
+from assay.store import sql
+from assay.store.base import AppendResult, DirtyBucket, Idempotency, Rollup, VersionInfo
+from assay.store.model import ModelSpec
+
+DB_FILE = "assay.duckdb"
+
+
+def _arrow(cur: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
+    relation = cur.sql(query, params=params)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
+class DuckDBStore:
+    """:class:`~assay.store.base.Store` on a DuckDB file (``<data_dir>/assay.duckdb``)."""
+
+    def __init__(self, data_dir: str | Path, *, read_only: bool = False):
+        self.path = Path(data_dir) / DB_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as err:
+            raise SchemaVersionError(
+                f"cannot open {self.path.name}: {err}",
+                hint="another process (a running 'assay serve'?) holds the store",
+            ) from err
+        self._local = threading.local()
+        self._write = threading.RLock()
+        self._models: dict[tuple[str, str], tuple[int, ModelSpec]] = {}
+        self._migrate()
+
+    # -- connections ---------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._write:
+            cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS assay_schema (version INTEGER NOT NULL)")
+            row = cur.execute("SELECT max(version) FROM assay_schema").fetchone()
+            current = (row[0] if row else None) or 0
+            if current > sql.SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the store's schema is version {current}, this Assay knows up to "
+                    f"{sql.SCHEMA_VERSION}",
+                    hint="upgrade Assay; it will not start on a newer schema",
+                )
+            for version, statements in sql.MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        cur.execute(statement.format(blob="BLOB"))
+                    cur.execute("INSERT INTO assay_schema VALUES (?)", [version])
+
+    def schema_version(self) -> int:
+        """The schema version stored in the file."""
+        row = self._cursor().execute("SELECT max(version) FROM assay_schema").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer."""
+        self._cursor().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._con.close()
+
+    # -- models --------------------------------------------------------------------------
+    def _model(self, tenant: str, name: str) -> tuple[int, ModelSpec]:
+        key = (tenant, name)
+        if key not in self._models:
+            row = (
+                self._cursor()
+                .execute(
+                    "SELECT model_id, spec FROM models WHERE tenant = ? AND name = ?",
+                    [tenant, name],
+                )
+                .fetchone()
+            )
+            if row is None:
+                raise NotFoundError(f"model {name!r} not found", field="model")
+            self._models[key] = (int(row[0]), ModelSpec.model_validate_json(row[1]))
+        return self._models[key]
+
+    def register_model(self, tenant: str, spec: ModelSpec) -> tuple[ModelSpec, bool]:
+        """Register ``spec``; the same spec again is a no-op, a different one a conflict."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                "SELECT spec FROM models WHERE tenant = ? AND name = ?", [tenant, spec.name]
+            ).fetchone()
+            if row is not None:
+                existing = ModelSpec.model_validate_json(row[0])
+                if existing != spec:
+                    raise ConflictError(
+                        f"model {spec.name!r} is already registered with other columns",
+                        field="name",
+                        hint="register the new columns under a new model name",
+                    )
+                return existing, False
+            model_id = cur.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchone()[
+                0
+            ]
+            cur.execute(
+                "INSERT INTO models VALUES (?, ?, ?, ?, ?)",
+                [model_id, tenant, spec.name, spec.model_dump_json(), datetime.now(UTC)],
+            )
+            for statement in sql.create_model_tables(spec, model_id):
+                cur.execute(statement)
+        return spec, True
+
+    def get_model(self, tenant: str, name: str) -> ModelSpec:
+        """The tenant's model ``name``."""
+        return self._model(tenant, name)[1]
+
+    def list_models(self, tenant: str) -> list[ModelSpec]:
+        """The tenant's models, by name."""
+        rows = (
+            self._cursor()
+            .execute("SELECT spec FROM models WHERE tenant = ? ORDER BY name", [tenant])
+            .fetchall()
+        )
+        return [ModelSpec.model_validate_json(r[0]) for r in rows]
+
+    def list_versions(self, tenant: str, model: str) -> list[VersionInfo]:
+        """Versions seen in the model's predictions."""
+        model_id, _ = self._model(tenant, model)
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT version, count(*), min(ts), max(ts) FROM {sql.prediction_table(model_id)} "
+                "GROUP BY version ORDER BY min(ts)"
+            )
+            .fetchall()
+        )
+        return [VersionInfo(r[0], int(r[1]), r[2], r[3]) for r in rows]
+
+    # -- events --------------------------------------------------------------------------
+    def append_predictions(
+        self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Insert the batch's new ids in one transaction; mark their buckets dirty."""
+        model_id, spec = self._model(tenant, model)
+        table = sql.prediction_table(model_id)
+        physical = [p for p, _ in sql.physical_columns(spec)]
+        names = [n for _, n in sql.physical_columns(spec)]
+        batch = events.select(names).rename_columns(physical)
+        batch = batch.append_column(
+            "received_at",
+            pa.array([datetime.now(UTC)] * batch.num_rows, pa.timestamp("us", tz="UTC")),
+        )
+        with self._transaction() as cur:
+            cur.register("incoming", batch)
+            try:
+                cur.execute(
+                    "CREATE TEMP TABLE fresh AS SELECT * FROM incoming "
+                    f"WHERE id NOT IN (SELECT id FROM {table})"
+                )
+                fresh = cur.execute("SELECT count(*) FROM fresh").fetchone()[0]
+                cur.execute(f"INSERT INTO {table} SELECT * FROM fresh")
+                _mark_dirty(
+                    cur,
+                    model_id,
+                    f"SELECT DISTINCT version, date_trunc('{sql.BUCKET}', ts) FROM fresh",
+                )
+                result = AppendResult(accepted=int(fresh), duplicates=events.num_rows - int(fresh))
+                _record_idempotency(cur, tenant, idempotency, result)
+            finally:
+                cur.execute("DROP TABLE IF EXISTS fresh")
+                cur.unregister("incoming")
+        return result
+
+    def append_labels(
+        self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
+        model_id, _ = self._model(tenant, model)
+        ptable, ltable = sql.prediction_table(model_id), sql.label_table(model_id)
+        batch = labels.select(["id", "label", "timestamp"]).rename_columns(["id", "label", "ts"])
+        batch = batch.append_column(
+            "received_at",
+            pa.array([datetime.now(UTC)] * batch.num_rows, pa.timestamp("us", tz="UTC")),
+        )
+        with self._transaction() as cur:
+            cur.register("incoming", batch)
+            try:
+                cur.execute(
+                    "CREATE TEMP TABLE fresh AS SELECT * FROM incoming "
+                    f"WHERE id NOT IN (SELECT id FROM {ltable})"
+                )
+                fresh = cur.execute("SELECT count(*) FROM fresh").fetchone()[0]
+                matched = cur.execute(
+                    f"SELECT count(*) FROM fresh f JOIN {ptable} p ON p.id = f.id"
+                ).fetchone()[0]
+                cur.execute(f"INSERT INTO {ltable} SELECT * FROM fresh")
+                _mark_dirty(
+                    cur,
+                    model_id,
+                    f"SELECT DISTINCT p.version, date_trunc('{sql.BUCKET}', p.ts) "
+                    f"FROM fresh f JOIN {ptable} p ON p.id = f.id",
+                )
+                result = AppendResult(
+                    accepted=int(fresh),
+                    duplicates=labels.num_rows - int(fresh),
+                    unmatched=int(fresh) - int(matched),
+                )
+                _record_idempotency(cur, tenant, idempotency, result)
+            finally:
+                cur.execute("DROP TABLE IF EXISTS fresh")
+                cur.unregister("incoming")
+        return result
+
+    def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(body hash, answer) stored for ``key``, if any."""
+        row = (
+            self._cursor()
+            .execute(
+                "SELECT body_hash, response FROM idempotency WHERE tenant = ? AND idem_key = ?",
+                [tenant, key],
+            )
+            .fetchone()
+        )
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def scan(
+        self,
+        tenant: str,
+        model: str,
+        *,
+        version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Predictions joined with their labels in [start, end), ordered by time."""
+        model_id, spec = self._model(tenant, model)
+        where, params = _range_filter("p.", version, start, end)
+        return _arrow(self._cursor(), sql.scan_sql(spec, model_id, where), params)
+
+    # -- rollups -------------------------------------------------------------------------
+    def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:
+        """Buckets whose rollups are out of date."""
+        model_id, _ = self._model(tenant, model)
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT version, bucket, mark FROM dirty_buckets WHERE model_id = ? "
+                "ORDER BY bucket, version",
+                [model_id],
+            )
+            .fetchall()
+        )
+        return [DirtyBucket(r[0], r[1], int(r[2])) for r in rows]
+
+    def replace_rollups(
+        self, tenant: str, model: str, dirty: DirtyBucket, rollups: list[Rollup]
+    ) -> None:
+        """Swap one bucket's rollups; clear its dirty mark unless re-marked meanwhile."""
+        model_id, _ = self._model(tenant, model)
+        version, bucket = dirty.version, dirty.bucket
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM rollups WHERE model_id = ? AND version = ? AND bucket = ?",
+                [model_id, version, bucket],
+            )
+            if rollups:
+                cur.executemany(
+                    "INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [model_id, r.version, r.bucket, r.segment_column, r.segment_value,
+                         r.rows, r.labeled, r.states]
+                        for r in rollups
+                    ],
+                )  # fmt: skip
+            cur.execute(
+                "DELETE FROM dirty_buckets WHERE model_id = ? AND version = ? AND bucket = ? "
+                "AND mark = ?",
+                [model_id, version, bucket, dirty.mark],
+            )
+
+    def load_rollups(
+        self,
+        tenant: str,
+        model: str,
+        *,
+        version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        segment_column: str = "",
+    ) -> list[Rollup]:
+        """Rollups of one segment column ("" = overall) for buckets in [start, end)."""
+        model_id, _ = self._model(tenant, model)
+        where, params = _range_filter("", version, start, end, time_column="bucket")
+        where = ["model_id = ?", "segment_column = ?", *where]
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT version, bucket, segment_column, segment_value, n_rows, labeled, states "
+                f"FROM rollups WHERE {' AND '.join(where)} ORDER BY bucket, version, segment_value",
+                [model_id, segment_column, *params],
+            )
+            .fetchall()
+        )
+        return [Rollup(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), bytes(r[6])) for r in rows]
+
+    # -- references ----------------------------------------------------------------------
+    def save_reference(self, tenant: str, model: str, states: bytes, meta: dict[str, Any]) -> None:
+        """Store (replace) the model's drift reference."""
+        model_id, _ = self._model(tenant, model)
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM model_references WHERE model_id = ?", [model_id])
+            cur.execute(
+                "INSERT INTO model_references VALUES (?, ?, ?, ?)",
+                [model_id, states, json.dumps(meta), datetime.now(UTC)],
+            )
+
+    def load_reference(self, tenant: str, model: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The model's drift reference, if one was stored."""
+        model_id, _ = self._model(tenant, model)
+        row = (
+            self._cursor()
+            .execute("SELECT states, meta FROM model_references WHERE model_id = ?", [model_id])
+            .fetchone()
+        )
+        return None if row is None else (bytes(row[0]), json.loads(row[1]))
+
+
+def _mark_dirty(cur: duckdb.DuckDBPyConnection, model_id: int, buckets_sql: str) -> None:
+    """Mark the (version, bucket) rows of ``buckets_sql`` dirty with a fresh mark."""
+    cur.execute(
+        f"INSERT INTO dirty_buckets SELECT ?, b.*, nextval('dirty_marks') FROM ({buckets_sql}) b "
+        "ON CONFLICT DO UPDATE SET mark = excluded.mark",
+        [model_id],
+    )
+
+
+def _record_idempotency(
+    cur: duckdb.DuckDBPyConnection, tenant: str, idem: Idempotency | None, result: AppendResult
+) -> None:
+    if idem is None:
+        return
+    cur.execute(
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+        [tenant, idem.key, idem.body_hash, json.dumps({**result.to_dict(), **idem.extra}),
+         datetime.now(UTC)],
+    )  # fmt: skip
+
+
+def _range_filter(
+    prefix: str,
+    version: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    time_column: str = "ts",
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if version is not None:
+        where.append(f"{prefix}version = ?")
+        params.append(version)
+    if start is not None:
+        where.append(f"{prefix}{time_column} >= ?")
+        params.append(start)
+    if end is not None:
+        where.append(f"{prefix}{time_column} < ?")
+        params.append(end)
+    return where, params

@@ -1,0 +1,118 @@
+"""SQL shared by the DuckDB and PostgreSQL stores: physical names and migrations.
+
+A model's predictions live in their own table ``p_<model_id>`` with typed columns
+(``f_<i>`` per feature, ``s_<i>`` per segment, in registration order), its labels in
+``l_<model_id>``; so a scan is a plain columnar join.
+"""
+
+from __future__ import annotations
+
+from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
+from assay.store.model import ModelSpec
+
+SCHEMA_VERSION = 1
+BUCKET = "hour"  # rollup granularity
+
+# (version, statements); each backend runs them in order inside a transaction.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE IF NOT EXISTS models (
+                model_id INTEGER PRIMARY KEY,
+                tenant VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                spec VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                UNIQUE (tenant, name))""",
+            """CREATE TABLE IF NOT EXISTS rollups (
+                model_id INTEGER NOT NULL,
+                version VARCHAR NOT NULL,
+                bucket TIMESTAMPTZ NOT NULL,
+                segment_column VARCHAR NOT NULL,
+                segment_value VARCHAR NOT NULL,
+                n_rows BIGINT NOT NULL,
+                labeled BIGINT NOT NULL,
+                states {blob} NOT NULL)""",
+            """CREATE INDEX IF NOT EXISTS rollups_lookup
+                ON rollups (model_id, segment_column, bucket)""",
+            """CREATE TABLE IF NOT EXISTS dirty_buckets (
+                model_id INTEGER NOT NULL,
+                version VARCHAR NOT NULL,
+                bucket TIMESTAMPTZ NOT NULL,
+                mark BIGINT NOT NULL,
+                PRIMARY KEY (model_id, version, bucket))""",
+            "CREATE SEQUENCE IF NOT EXISTS dirty_marks",
+            """CREATE TABLE IF NOT EXISTS idempotency (
+                tenant VARCHAR NOT NULL,
+                idem_key VARCHAR NOT NULL,
+                body_hash VARCHAR NOT NULL,
+                response VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (tenant, idem_key))""",
+            """CREATE TABLE IF NOT EXISTS model_references (
+                model_id INTEGER PRIMARY KEY,
+                states {blob} NOT NULL,
+                meta VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    )
+]
+
+
+def prediction_table(model_id: int) -> str:
+    """Physical table of a model's predictions."""
+    return f"p_{int(model_id)}"
+
+
+def label_table(model_id: int) -> str:
+    """Physical table of a model's labels."""
+    return f"l_{int(model_id)}"
+
+
+def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR") -> list[str]:
+    """DDL of one model's prediction and label tables."""
+    label_type = text if spec.task == "multiclass" else "DOUBLE PRECISION"
+    columns = [
+        f"id {text} PRIMARY KEY",
+        f"version {text} NOT NULL",
+        "ts TIMESTAMPTZ NOT NULL",
+        "score DOUBLE PRECISION",
+        f"prediction {label_type}",
+    ]
+    for i, kind in enumerate(spec.features.values()):
+        columns.append(f"f_{i} {'DOUBLE PRECISION' if kind == 'numeric' else text}")
+    columns.extend(f"s_{i} {text}" for i in range(len(spec.segments)))
+    columns.append("received_at TIMESTAMPTZ NOT NULL")
+    return [
+        f"CREATE TABLE IF NOT EXISTS {prediction_table(model_id)} ({', '.join(columns)})",
+        f"CREATE INDEX IF NOT EXISTS {prediction_table(model_id)}_ts "
+        f"ON {prediction_table(model_id)} (ts)",
+        f"""CREATE TABLE IF NOT EXISTS {label_table(model_id)} (
+            id {text} PRIMARY KEY,
+            label {label_type} NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL)""",
+    ]
+
+
+def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
+    """(physical column, canonical Arrow name) of a prediction table, in order."""
+    pairs = [("id", "id"), ("version", "version"), ("ts", "timestamp"), ("score", "score"),
+             ("prediction", "prediction")]  # fmt: skip
+    pairs += [(f"f_{i}", FEATURE_PREFIX + n) for i, n in enumerate(spec.features)]
+    pairs += [(f"s_{i}", SEGMENT_PREFIX + n) for i, n in enumerate(spec.segments)]
+    return pairs
+
+
+def scan_sql(spec: ModelSpec, model_id: int, where: list[str]) -> str:
+    """SELECT of predictions joined with labels, in canonical column names."""
+    select = [f'p.{phys} AS "{name}"' for phys, name in physical_columns(spec)]
+    select += ['l.label AS "label"', 'l.ts AS "label_timestamp"']
+    sql = (
+        f"SELECT {', '.join(select)} FROM {prediction_table(model_id)} p "
+        f"LEFT JOIN {label_table(model_id)} l ON p.id = l.id"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY p.ts, p.id"
