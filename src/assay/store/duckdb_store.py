@@ -181,35 +181,26 @@ class DuckDBStore:
     def append_predictions(
         self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
-        """Insert the batch's new ids in one transaction; mark their buckets dirty."""
+        """Insert the batch's new ids in one transaction; mark their buckets dirty.
+
+        Ids must be unique within ``events`` (the service removes repeats first).
+        """
         model_id, spec = self._model(tenant, model)
-        table = sql.prediction_table(model_id)
-        physical = [p for p, _ in sql.physical_columns(spec)]
-        names = [n for _, n in sql.physical_columns(spec)]
-        batch = events.select(names).rename_columns(physical)
-        batch = batch.append_column(
-            "received_at",
-            pa.array([datetime.now(UTC)] * batch.num_rows, pa.timestamp("us", tz="UTC")),
-        )
+        pairs = sql.physical_columns(spec)
+        batch = events.select([n for _, n in pairs]).rename_columns([p for p, _ in pairs])
+        batch = batch.append_column("received_at", _now_column(batch.num_rows))
         with self._transaction() as cur:
             cur.register("incoming", batch)
             try:
-                cur.execute(
-                    "CREATE TEMP TABLE fresh AS SELECT * FROM incoming "
-                    f"WHERE id NOT IN (SELECT id FROM {table})"
-                )
-                fresh = cur.execute("SELECT count(*) FROM fresh").fetchone()[0]
-                cur.execute(f"INSERT INTO {table} SELECT * FROM fresh")
-                _mark_dirty(
-                    cur,
-                    model_id,
-                    f"SELECT DISTINCT version, date_trunc('{sql.BUCKET}', ts) FROM fresh",
-                )
-                result = AppendResult(accepted=int(fresh), duplicates=events.num_rows - int(fresh))
-                _record_idempotency(cur, tenant, idempotency, result)
+                buckets = cur.execute(
+                    f"INSERT INTO {sql.prediction_table(model_id)} SELECT * FROM incoming "
+                    f"ON CONFLICT DO NOTHING RETURNING version, date_trunc('{sql.BUCKET}', ts)"
+                ).fetchall()
             finally:
-                cur.execute("DROP TABLE IF EXISTS fresh")
                 cur.unregister("incoming")
+            _mark_dirty(cur, model_id, set(buckets))
+            result = AppendResult(accepted=len(buckets), duplicates=events.num_rows - len(buckets))
+            _record_idempotency(cur, tenant, idempotency, result)
         return result
 
     def append_labels(
@@ -217,39 +208,34 @@ class DuckDBStore:
     ) -> AppendResult:
         """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
         model_id, _ = self._model(tenant, model)
-        ptable, ltable = sql.prediction_table(model_id), sql.label_table(model_id)
         batch = labels.select(["id", "label", "timestamp"]).rename_columns(["id", "label", "ts"])
-        batch = batch.append_column(
-            "received_at",
-            pa.array([datetime.now(UTC)] * batch.num_rows, pa.timestamp("us", tz="UTC")),
-        )
+        batch = batch.append_column("received_at", _now_column(batch.num_rows))
         with self._transaction() as cur:
             cur.register("incoming", batch)
             try:
-                cur.execute(
-                    "CREATE TEMP TABLE fresh AS SELECT * FROM incoming "
-                    f"WHERE id NOT IN (SELECT id FROM {ltable})"
-                )
-                fresh = cur.execute("SELECT count(*) FROM fresh").fetchone()[0]
-                matched = cur.execute(
-                    f"SELECT count(*) FROM fresh f JOIN {ptable} p ON p.id = f.id"
-                ).fetchone()[0]
-                cur.execute(f"INSERT INTO {ltable} SELECT * FROM fresh")
-                _mark_dirty(
-                    cur,
-                    model_id,
-                    f"SELECT DISTINCT p.version, date_trunc('{sql.BUCKET}', p.ts) "
-                    f"FROM fresh f JOIN {ptable} p ON p.id = f.id",
-                )
-                result = AppendResult(
-                    accepted=int(fresh),
-                    duplicates=labels.num_rows - int(fresh),
-                    unmatched=int(fresh) - int(matched),
-                )
-                _record_idempotency(cur, tenant, idempotency, result)
+                fresh = cur.execute(
+                    f"INSERT INTO {sql.label_table(model_id)} SELECT * FROM incoming "
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ).fetchall()
             finally:
-                cur.execute("DROP TABLE IF EXISTS fresh")
                 cur.unregister("incoming")
+            cur.register("fresh", pa.table({"id": pa.array([r[0] for r in fresh], pa.string())}))
+            try:
+                buckets = cur.execute(
+                    f"SELECT p.version, date_trunc('{sql.BUCKET}', p.ts), count(*) "
+                    f"FROM fresh f JOIN {sql.prediction_table(model_id)} p ON p.id = f.id "
+                    "GROUP BY ALL"
+                ).fetchall()
+            finally:
+                cur.unregister("fresh")
+            _mark_dirty(cur, model_id, {(v, b) for v, b, _ in buckets})
+            matched = sum(int(n) for _, _, n in buckets)
+            result = AppendResult(
+                accepted=len(fresh),
+                duplicates=labels.num_rows - len(fresh),
+                unmatched=len(fresh) - matched,
+            )
+            _record_idempotency(cur, tenant, idempotency, result)
         return result
 
     def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
@@ -366,13 +352,23 @@ class DuckDBStore:
         return None if row is None else (bytes(row[0]), json.loads(row[1]))
 
 
-def _mark_dirty(cur: duckdb.DuckDBPyConnection, model_id: int, buckets_sql: str) -> None:
-    """Mark the (version, bucket) rows of ``buckets_sql`` dirty with a fresh mark."""
-    cur.execute(
-        f"INSERT INTO dirty_buckets SELECT ?, b.*, nextval('dirty_marks') FROM ({buckets_sql}) b "
-        "ON CONFLICT DO UPDATE SET mark = excluded.mark",
-        [model_id],
+def _now_column(rows: int) -> pa.Array:
+    now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    return (
+        pa.repeat(now, rows) if hasattr(pa, "repeat") else pa.array([now.as_py()] * rows, now.type)
     )
+
+
+def _mark_dirty(
+    cur: duckdb.DuckDBPyConnection, model_id: int, buckets: set[tuple[str, datetime]]
+) -> None:
+    """Mark (version, bucket) pairs dirty with a fresh mark (a later mark wins)."""
+    for version, bucket in sorted(buckets):
+        cur.execute(
+            "INSERT INTO dirty_buckets VALUES (?, ?, ?, nextval('dirty_marks')) "
+            "ON CONFLICT DO UPDATE SET mark = excluded.mark",
+            [model_id, version, bucket],
+        )
 
 
 def _record_idempotency(
