@@ -72,21 +72,23 @@ def little_bootstrap_interval(
     estimate: float | None = None,
     confidence: float = CONFIDENCE,
     subsets: int = 3,
-    resamples: int = 60,
+    resamples: int = 50,
     seed: int = 0,
 ) -> Interval | None:
     """Bootstrap interval by the bag of little bootstraps (Kleiner et al., 2014).
 
-    ``statistic(rows, counts)`` receives the indices of one subset (length ``b``) and a
-    ``(m, b)`` matrix of resampling counts with mean ``n / b`` (Poisson); it returns one value
-    per row (``nan`` where undefined). Subsets have ``b = n**0.6`` rows (at least 5,000;
-    all rows when ``n`` is small, which is the ordinary bootstrap), so the cost does not
-    grow with ``n``. Each subset contributes the quantiles of ``θ* - θ_subset``; their
-    mean is added to ``estimate`` (the full-data value), which keeps the interval centred
-    on the estimate rather than on a noisier subset.
+    ``statistic(rows, weights)`` receives the indices of one subset (length ``b``) and a
+    ``(m, b)`` matrix of resampling weights whose rows total about ``n``; it returns one
+    value per row (``nan`` where undefined). Up to 20,000 rows this is the ordinary
+    bootstrap in its Bayesian form (exponential weights: the Poisson bootstrap's mean and
+    variance); above, each of ``subsets`` random subsets of ``b = n**0.6`` rows (2,000 to
+    50,000, at most n/10) is resampled with Poisson(n/b) weights in their normal form, so
+    the cost does not grow with ``n``. Each subset contributes the quantiles of
+    ``θ* - θ_subset``; their mean is added to ``estimate`` (the full-data value), which keeps
+    the interval centred on the estimate rather than on a noisier subset.
 
     >>> rng = np.random.default_rng(1); x = rng.normal(size=400)
-    >>> mean = lambda rows, counts: counts @ x[rows] / counts.sum(axis=1)
+    >>> mean = lambda rows, w: w @ x[rows] / w.sum(axis=1)
     >>> lo, hi = little_bootstrap_interval(mean, x.size, estimate=float(x.mean()))
     >>> bool(lo < x.mean() < hi), round(hi - lo, 1)
     (True, 0.2)
@@ -94,19 +96,26 @@ def little_bootstrap_interval(
     if n < 2:
         return None
     rng = np.random.default_rng(seed)
-    if n <= 5000:
-        b, subsets, resamples = n, 1, max(resamples, 200)
+    if n <= 20_000:
+        b, subsets, resamples = n, 1, max(resamples, 100)
     else:
-        b = int(min(max(n**0.6, 5000), 50_000))
+        b = int(min(max(n**0.6, 2000), 50_000, n // 10))
     alpha = (1.0 - confidence) / 2.0
     lows, highs, centres = [], [], []
     for _ in range(subsets):
         # distinct random rows: drawing with replacement and dropping repeats is O(b)
         rows = np.unique(rng.integers(0, n, size=b)) if b < n else np.arange(n)
         size = rows.size
-        counts = _resampling_weights(rng, n / size, (resamples, size))
-        uniform = np.full((1, size), n / size)
-        values = np.asarray(statistic(rows, np.vstack([uniform, counts])), dtype=np.float64)
+        lam = n / size
+        if b == n:
+            weights = rng.standard_exponential(size=(resamples, size))
+        else:
+            weights = rng.standard_normal(size=(resamples, size))
+            weights *= np.sqrt(lam)
+            weights += lam
+            np.maximum(weights, 0.0, out=weights)
+        uniform = np.full((1, size), lam)
+        values = np.asarray(statistic(rows, np.vstack([uniform, weights])), dtype=np.float64)
         centre, replicates = values[0], values[1:]
         replicates = replicates[np.isfinite(replicates)]
         if not np.isfinite(centre) or replicates.size < resamples // 2:
@@ -118,14 +127,3 @@ def little_bootstrap_interval(
         return None
     point = float(np.mean(centres)) if estimate is None else float(estimate)
     return (point + float(np.mean(lows)), point + float(np.mean(highs)))
-
-
-def _resampling_weights(rng: np.random.Generator, lam: float, shape: tuple[int, int]) -> np.ndarray:
-    """Weights with mean and variance ``lam``: Poisson counts (the Poisson bootstrap's
-    stand-in for the multinomial), or their normal approximation when ``lam`` is large."""
-    if lam < 50:
-        return rng.poisson(lam, size=shape).astype(np.float64)
-    weights = rng.standard_normal(size=shape)
-    weights *= np.sqrt(lam)
-    weights += lam
-    return np.maximum(weights, 0.0, out=weights)

@@ -19,7 +19,6 @@ parameters raises :class:`~assay.errors.IncompatibleStateError`.
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any, ClassVar, Self
 
@@ -28,6 +27,7 @@ import numpy as np
 from assay.errors import IncompatibleStateError, InputError
 
 _REGISTRY: dict[str, type[State]] = {}
+_MAGIC = b"ASY1"
 
 
 class State:
@@ -82,18 +82,29 @@ class State:
 
     # -- serialisation ---------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Serialise to a compact, pickle-free byte string."""
-        header = {"kind": self.kind, "version": self.version, "params": self.params}
-        buffer = io.BytesIO()
-        np.savez(buffer, __header__=np.array(json.dumps(header)), **self.data)
-        return buffer.getvalue()
+        """Serialise to a compact, pickle-free byte string.
+
+        Layout: ``ASY1``, a 4-byte header length, a JSON header (kind, version, params and
+        each array's name, dtype and shape), then the arrays' raw bytes in order.
+        """
+        arrays = {k: np.require(v, requirements="C") for k, v in self.data.items()}
+        header = {
+            "kind": self.kind,
+            "version": self.version,
+            "params": self.params,
+            "arrays": [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()],
+        }
+        head = json.dumps(header, separators=(",", ":")).encode()
+        return b"".join([_MAGIC, len(head).to_bytes(4, "little"), head,
+                         *(v.tobytes() for v in arrays.values())])  # fmt: skip
 
     @staticmethod
     def from_bytes(blob: bytes) -> State:
         """Rebuild any state written by :meth:`to_bytes`."""
-        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
-            header = json.loads(str(archive["__header__"]))
-            data = {k: archive[k] for k in archive.files if k != "__header__"}
+        if blob[:4] != _MAGIC:
+            raise IncompatibleStateError("not a serialised Assay state", field="state")
+        size = int.from_bytes(blob[4:8], "little")
+        header = json.loads(blob[8 : 8 + size])
         cls = _REGISTRY.get(header["kind"])
         if cls is None:
             raise IncompatibleStateError(f"unknown state kind {header['kind']!r}", field="kind")
@@ -104,6 +115,17 @@ class State:
                 field="version",
                 hint="upgrade Assay",
             )
+        data: dict[str, np.ndarray] = {}
+        offset = 8 + size
+        for name, dtype, dims in header["arrays"]:
+            shape = tuple(dims)
+            kind = np.dtype(dtype)
+            count = int(np.prod(shape)) if shape else 1
+            if count == 0:
+                data[name] = np.empty(shape, dtype=kind)
+            else:
+                data[name] = np.frombuffer(blob, kind, count, offset).reshape(shape).copy()
+            offset += count * kind.itemsize
         return cls(header["params"], data)
 
     def nbytes(self) -> int:

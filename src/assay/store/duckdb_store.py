@@ -291,14 +291,11 @@ class DuckDBStore:
                 [model_id, version, bucket],
             )
             if rollups:
-                cur.executemany(
-                    "INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        [model_id, r.version, r.bucket, r.segment_column, r.segment_value,
-                         r.rows, r.labeled, r.states]
-                        for r in rollups
-                    ],
-                )  # fmt: skip
+                cur.register("fresh_rollups", _rollup_table(model_id, rollups))
+                try:
+                    cur.execute("INSERT INTO rollups SELECT * FROM fresh_rollups")
+                finally:
+                    cur.unregister("fresh_rollups")
             cur.execute(
                 "DELETE FROM dirty_buckets WHERE model_id = ? AND version = ? AND bucket = ? "
                 "AND mark = ?",
@@ -359,16 +356,43 @@ def _now_column(rows: int) -> pa.Array:
     )
 
 
+def _rollup_table(model_id: int, rollups: list[Rollup]) -> pa.Table:
+    return pa.table(
+        {
+            "model_id": pa.array([model_id] * len(rollups), pa.int32()),
+            "version": pa.array([r.version for r in rollups], pa.string()),
+            "bucket": pa.array([r.bucket for r in rollups], pa.timestamp("us", tz="UTC")),
+            "segment_column": pa.array([r.segment_column for r in rollups], pa.string()),
+            "segment_value": pa.array([r.segment_value for r in rollups], pa.string()),
+            "n_rows": pa.array([r.rows for r in rollups], pa.int64()),
+            "labeled": pa.array([r.labeled for r in rollups], pa.int64()),
+            "states": pa.array([r.states for r in rollups], pa.binary()),
+        }
+    )
+
+
 def _mark_dirty(
     cur: duckdb.DuckDBPyConnection, model_id: int, buckets: set[tuple[str, datetime]]
 ) -> None:
     """Mark (version, bucket) pairs dirty with a fresh mark (a later mark wins)."""
-    for version, bucket in sorted(buckets):
+    if not buckets:
+        return
+    pairs = sorted(buckets)
+    marked = pa.table(
+        {
+            "version": pa.array([v for v, _ in pairs], pa.string()),
+            "bucket": pa.array([b for _, b in pairs], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    cur.register("marked", marked)
+    try:
         cur.execute(
-            "INSERT INTO dirty_buckets VALUES (?, ?, ?, nextval('dirty_marks')) "
-            "ON CONFLICT DO UPDATE SET mark = excluded.mark",
-            [model_id, version, bucket],
+            "INSERT INTO dirty_buckets SELECT ?, version, bucket, nextval('dirty_marks') "
+            "FROM marked ON CONFLICT DO UPDATE SET mark = excluded.mark",
+            [model_id],
         )
+    finally:
+        cur.unregister("marked")
 
 
 def _record_idempotency(

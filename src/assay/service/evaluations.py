@@ -1,0 +1,206 @@
+"""Window evaluations of a stored model: merged rollups → metrics, drift, completeness.
+
+>>> parse_window("1d"), parse_window("6h")
+(datetime.timedelta(days=1), datetime.timedelta(seconds=21600))
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from assay.engine import local
+from assay.errors import ConfigError, InputError
+from assay.service.rollups import BUCKET, merge_all, pack, refresh, unpack
+from assay.stats import DriftRule, State
+from assay.store.base import FEATURE_PREFIX, Rollup, Store
+from assay.store.model import ModelSpec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_WINDOW = re.compile(r"^(\d+)([hdw])$")
+MAX_WINDOWS = 1000
+
+
+def parse_window(text: str) -> timedelta:
+    """``1h``, ``6h``, ``1d``, ``7d``, ``1w``: a whole number of hours (the bucket size)."""
+    match = _WINDOW.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(
+            f"window {text!r} is not a duration such as 1h, 6h, 1d or 7d",
+            field="window",
+        )
+    hours = int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2)]
+    return timedelta(hours=hours)
+
+
+def evaluate_windows(
+    store: Store,
+    tenant: str,
+    model: str,
+    *,
+    version: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    window: str = "1d",
+    segment: str | None = None,
+    rule: DriftRule | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics, drift and label completeness per window (tumbling, aligned to UTC)."""
+    spec = store.get_model(tenant, model)
+    size = parse_window(window)
+    if segment is not None and segment not in spec.segments:
+        raise InputError(
+            f"{segment!r} is not a segment of model {model!r}",
+            field="segment",
+            hint=f"segments: {', '.join(spec.segments) or 'none'}",
+        )
+    if start is not None and end is not None and end <= start:
+        raise InputError("end must be after start", field="end")
+    refresh(store, tenant, model)
+    rule = rule or DriftRule()
+    reference = load_reference_states(store, tenant, model)
+    overall = _by_window(store.load_rollups(tenant, model, version=version, start=start,
+                                            end=end), size)  # fmt: skip
+    if len(overall) > MAX_WINDOWS:
+        raise InputError(
+            f"{len(overall)} windows requested; at most {MAX_WINDOWS}",
+            field="window",
+            hint="use a larger window or a shorter time range",
+        )
+    by_segment: dict[datetime, dict[str, list[Rollup]]] = defaultdict(lambda: defaultdict(list))
+    if segment is not None:
+        for r in store.load_rollups(tenant, model, version=version, start=start, end=end,
+                                    segment_column=segment):  # fmt: skip
+            by_segment[_window_start(r.bucket, size)][r.segment_value].append(r)
+    windows = []
+    for window_start, rollups in sorted(overall.items()):
+        entry = {"start": _iso(window_start), "end": _iso(window_start + size),
+                 "version": version, **_summary(spec, rollups, seed)}  # fmt: skip
+        states = merge_all([unpack(r.states) for r in rollups])
+        entry["drift"] = drift_against(spec, reference, states, rule)
+        if segment is not None:
+            entry["segments"] = {
+                value: _summary(spec, parts, seed)
+                for value, parts in sorted(by_segment[window_start].items())
+            }
+        windows.append(entry)
+    return {
+        "model": model,
+        "window": window,
+        "version": version,
+        "segment": segment,
+        "reference": reference is not None,
+        "drift_rule": rule.describe() if reference is not None else None,
+        "windows": windows,
+    }
+
+
+def _by_window(rollups: list[Rollup], size: timedelta) -> dict[datetime, list[Rollup]]:
+    grouped: dict[datetime, list[Rollup]] = defaultdict(list)
+    for r in rollups:
+        grouped[_window_start(r.bucket, size)].append(r)
+    return grouped
+
+
+def _window_start(bucket: datetime, size: timedelta) -> datetime:
+    bucket = bucket.astimezone(UTC)
+    return EPOCH + ((bucket - EPOCH) // size) * size
+
+
+def _summary(spec: ModelSpec, rollups: list[Rollup], seed: int) -> dict[str, Any]:
+    rows = sum(r.rows for r in rollups)
+    labeled = sum(r.labeled for r in rollups)
+    states = merge_all([unpack(r.states) for r in rollups])
+    metric_states = [s for name, s in sorted(states.items()) if name.startswith("metric:")]
+    return {
+        "rows": rows,
+        "labeled": labeled,
+        "label_completeness": labeled / rows if rows else None,
+        "metrics": local.finish(metric_states, seed=seed) if metric_states else {},
+    }
+
+
+def drift_against(
+    spec: ModelSpec, reference: dict[str, State] | None, states: dict[str, State], rule: DriftRule
+) -> dict[str, Any]:
+    """Drift of each feature (and the model output) against the reference."""
+    if reference is None:
+        return {}
+    results: dict[str, dict[str, Any]] = {}
+    for name, kind in spec.features.items():
+        key = f"feature:{name}"
+        if key in reference and key in states:
+            results[name] = local.drift_of(kind, reference[key], states[key])
+    rule.apply(results)
+    for key in ("output:score", "output:prediction"):
+        if key in reference and key in states:
+            output = {key.split(":")[1]: local.drift_of("numeric", reference[key], states[key])}
+            DriftRule(rule.alpha, "none", rule.effect, rule.min_effect).apply(output)
+            results.update({f"(output) {k}": v for k, v in output.items()})
+    return results
+
+
+# -- references -------------------------------------------------------------------------
+
+
+def reference_from_table(spec: ModelSpec, table: pa.Table) -> dict[str, State]:
+    """Feature (and output) states of a reference data set.
+
+    Columns are named by feature (``amount``) or canonically (``feature.amount``); a
+    ``score`` (binary) or ``prediction`` (regression) column adds the output's reference.
+    """
+    states: dict[str, State] = {}
+    names = set(table.column_names)
+    for name, kind in spec.features.items():
+        column = next((c for c in (FEATURE_PREFIX + name, name) if c in names), None)
+        if column is None:
+            raise InputError(f"the reference lacks feature {name!r}", field=name)
+        states[f"feature:{name}"] = local.feature_state(name, kind, table.column(column))
+    output = {"binary": "score", "regression": "prediction"}.get(spec.task)
+    if output and output in names:
+        states[f"output:{output}"] = local.feature_state(output, "numeric", table.column(output))
+    if table.num_rows == 0:
+        raise InputError("the reference has no rows", field="reference")
+    return states
+
+
+def save_reference(
+    store: Store, tenant: str, model: str, table: pa.Table, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Store the reference built from ``table``; returns its description."""
+    spec = store.get_model(tenant, model)
+    states = reference_from_table(spec, table)
+    info = {**meta, "rows": table.num_rows, "created_at": _iso(datetime.now(UTC))}
+    store.save_reference(tenant, model, pack(states), info)
+    return info
+
+
+def reference_from_range(
+    store: Store, tenant: str, model: str, *, start: datetime, end: datetime,
+    version: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Make the predictions of [start, end) (one version, or all) the model's reference."""
+    rows = store.scan(tenant, model, version=version, start=start, end=end)
+    if rows.num_rows == 0:
+        raise InputError("no stored predictions in that time range", field="start")
+    meta = {"source": "stored predictions", "start": _iso(start), "end": _iso(end),
+            "version": version}  # fmt: skip
+    return save_reference(store, tenant, model, rows, meta)
+
+
+def load_reference_states(store: Store, tenant: str, model: str) -> dict[str, State] | None:
+    """The model's reference states, if one was stored."""
+    stored = store.load_reference(tenant, model)
+    return None if stored is None else unpack(stored[0])
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["BUCKET", "evaluate_windows", "parse_window", "reference_from_range", "save_reference"]

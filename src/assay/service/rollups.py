@@ -1,0 +1,149 @@
+"""Rollups: the states of each (model, version, hour, segment value), kept current.
+
+Appends mark buckets dirty; :func:`refresh` rebuilds only those buckets from their rows
+(a late label restates its bucket alone), and windows are answered by merging the
+buckets' states — never by rescanning the window.
+
+States are packed per bucket as ``metric:*`` (labeled rows), ``feature:<name>`` (all
+rows) and ``output:score`` (the model's score, all rows).
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assay.engine.columns import LabeledColumns
+from assay.engine.local import feature_state, metric_states
+from assay.engine.spec import EvaluationSpec
+from assay.stats import State
+from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, Rollup, Store
+from assay.store.model import ModelSpec
+
+BUCKET = timedelta(hours=1)
+NULL_SEGMENT = "(null)"
+
+
+def pack(states: dict[str, State]) -> bytes:
+    """Serialise named states into one blob (length-prefixed names and state bytes)."""
+    parts = []
+    for name, state in states.items():
+        key, blob = name.encode(), state.to_bytes()
+        parts.append(struct.pack("<II", len(key), len(blob)) + key + blob)
+    return b"".join(parts)
+
+
+def unpack(blob: bytes) -> dict[str, State]:
+    """Inverse of :func:`pack`."""
+    out: dict[str, State] = {}
+    offset = 0
+    while offset < len(blob):
+        key_len, blob_len = struct.unpack_from("<II", blob, offset)
+        offset += 8
+        name = blob[offset : offset + key_len].decode()
+        offset += key_len
+        out[name] = State.from_bytes(blob[offset : offset + blob_len])
+        offset += blob_len
+    return out
+
+
+def merge_all(bundles: list[dict[str, State]]) -> dict[str, State]:
+    """Merge bundles name by name (a name missing from a bundle is skipped)."""
+    merged: dict[str, State] = {}
+    for bundle in bundles:
+        for name, state in bundle.items():
+            merged[name] = state if name not in merged else merged[name].merge(state)
+    return merged
+
+
+def evaluation_spec(spec: ModelSpec) -> EvaluationSpec:
+    """The evaluation options a registered model implies."""
+    return EvaluationSpec.build(
+        task=spec.task,
+        target="label",
+        score="score" if spec.task == "binary" else None,
+        prediction="prediction",
+        threshold=spec.threshold,
+    )
+
+
+def states_of(spec: ModelSpec, rows: pa.Table) -> dict[str, State]:
+    """Metric, feature and output states of a set of joined rows."""
+    states: dict[str, State] = {}
+    for name, kind in spec.features.items():
+        states[f"feature:{name}"] = feature_state(name, kind, rows.column(FEATURE_PREFIX + name))
+    if spec.task != "multiclass":
+        states["output:score" if spec.task == "binary" else "output:prediction"] = feature_state(
+            "score", "numeric", rows.column("score" if spec.task == "binary" else "prediction")
+        )
+    labeled = rows.filter(pc.is_valid(rows.column("label")))
+    cols = _labeled_columns(spec, labeled)
+    if cols is not None:
+        for i, state in enumerate(metric_states(evaluation_spec(spec), cols, None)):
+            states[f"metric:{i}:{state.kind}"] = state
+    return states
+
+
+def _labeled_columns(spec: ModelSpec, rows: pa.Table) -> LabeledColumns | None:
+    if spec.task == "binary":
+        rows = rows.filter(pc.is_valid(rows.column("score")))
+        if rows.num_rows == 0:
+            return None
+        score = _floats(rows.column("score"))
+        pred = _floats(rows.column("prediction"))
+        pred = np.where(np.isnan(pred), (score >= spec.threshold).astype(float), pred)
+        return LabeledColumns(rows.num_rows, _floats(rows.column("label")).astype(np.int8),
+                              score, pred.astype(np.int8), None)  # fmt: skip
+    if spec.task == "regression":
+        rows = rows.filter(pc.is_valid(rows.column("prediction")))
+        if rows.num_rows == 0:
+            return None
+        return LabeledColumns(rows.num_rows, _floats(rows.column("label")), None,
+                              _floats(rows.column("prediction")), None)  # fmt: skip
+    rows = rows.filter(pc.is_valid(rows.column("prediction")))
+    if rows.num_rows == 0:
+        return None
+    classes = list(spec.classes or [])
+    index = pa.array(classes)
+    y = pc.index_in(rows.column("label"), value_set=index).to_numpy(zero_copy_only=False)
+    p = pc.index_in(rows.column("prediction"), value_set=index).to_numpy(zero_copy_only=False)
+    return LabeledColumns(rows.num_rows, y.astype(np.int64), None, p.astype(np.int64), None,
+                          classes)  # fmt: skip
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def bucket_rollups(spec: ModelSpec, version: str, bucket: datetime, rows: pa.Table) -> list[Rollup]:
+    """The rollups of one bucket: the whole version, then each value of each segment."""
+
+    def rollup(column: str, value: str, part: pa.Table) -> Rollup:
+        labeled = int(pc.sum(pc.is_valid(part.column("label"))).as_py() or 0)
+        states = pack(states_of(spec, part))
+        return Rollup(version, bucket, column, value, part.num_rows, labeled, states)
+
+    out = [rollup("", "", rows)]
+    for segment in spec.segments:
+        values = pc.fill_null(rows.column(SEGMENT_PREFIX + segment), NULL_SEGMENT)
+        for value in pc.unique(values).to_pylist():
+            out.append(rollup(segment, value, rows.filter(pc.equal(values, value))))
+    return out
+
+
+def refresh(store: Store, tenant: str, model: str) -> int:
+    """Rebuild the rollups of every dirty bucket of ``model``; returns how many."""
+    spec = store.get_model(tenant, model)
+    dirty = store.dirty_buckets(tenant, model)
+    for item in dirty:
+        rows = store.scan(
+            tenant, model, version=item.version, start=item.bucket, end=item.bucket + BUCKET
+        )
+        store.replace_rollups(
+            tenant, model, item, bucket_rollups(spec, item.version, item.bucket, rows)
+        )
+    return len(dirty)
