@@ -28,6 +28,15 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 
+from assay.cli.admin import audit_app, keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+from assay.cli.serve import serve  # noqa: E402
+
+app.command()(serve)
+
 EXIT_USAGE = 2
 
 

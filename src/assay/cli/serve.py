@@ -1,0 +1,82 @@
+"""``assay serve``: the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from assay.errors import ConfigError
+
+DEFAULT_DATA_DIR = "assay-data"
+
+
+def load_server_config(path: Path | None) -> dict[str, Any]:
+    """The ``server:`` section of an ``assay.yaml`` (empty without a file)."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {str(path)!r}: {err}", field="config") from err
+    section = document.get("server", {}) if isinstance(document, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError("the config's 'server' key must be a mapping", field="server")
+    return section
+
+
+def serve(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (env ASSAY_DATA_DIR).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    config: Annotated[Path | None, typer.Option(help="assay.yaml with a server: section.")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="postgresql://... URL (env ASSAY_STORE); default DuckDB.")
+    ] = None,
+    metrics_public: Annotated[
+        bool, typer.Option(help="Serve /metrics (all tenants) without a key.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    from assay.cli.main import user_errors
+
+    with user_errors():
+        settings = load_server_config(config)
+        directory = Path(
+            data_dir or os.environ.get("ASSAY_DATA_DIR") or settings.get("data_dir")
+            or DEFAULT_DATA_DIR
+        )  # fmt: skip
+        url = store or os.environ.get("ASSAY_STORE") or settings.get("store")
+        app = build_app(directory, url, settings, metrics_public)
+    import uvicorn
+
+    typer.echo(f"assay {app.version} serving on http://{host}:{port} (data: {directory})")
+    uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
+
+
+def build_app(directory: Path, url: str | None, settings: dict[str, Any],
+              metrics_public: bool) -> Any:  # fmt: skip
+    """Open the stores and build the FastAPI app."""
+    from assay.control import open_control_store
+    from assay.server.app import ServerOptions, create_app
+    from assay.service.ingest import IngestLimits
+    from assay.store import open_store
+
+    limits = IngestLimits(
+        **{k: settings[k] for k in ("max_body_bytes", "max_events", "max_string_length")
+           if k in settings}
+    )  # fmt: skip
+    options = ServerOptions(
+        limits=limits,
+        queue_capacity=int(settings.get("queue_capacity", 64)),
+        metrics_public=metrics_public or bool(settings.get("metrics_public", False)),
+    )
+    data_store = open_store(directory, url)
+    control = open_control_store(url if url else directory)
+    return create_app(data_store, control, options)

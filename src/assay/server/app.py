@@ -1,0 +1,313 @@
+"""The HTTP API (FastAPI): thin routes over the service layer.
+
+Every route but ``/healthz`` and ``/readyz`` (and ``/metrics`` when configured public)
+needs ``Authorization: Bearer <key>``; every query is scoped to the key's tenant, so
+another tenant's model answers 404 exactly as a missing one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from assay import __version__
+from assay.errors import (
+    AssayError,
+    AuthenticationError,
+    InputError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
+from assay.server.problems import assay_error_handler, problem, validation_error_handler
+from assay.server.telemetry import Telemetry
+from assay.server.writer import WriteQueue
+from assay.service import evaluations, ingest
+from assay.service.ingest import IngestLimits, PreparedBatch
+from assay.store.base import Idempotency, Store
+from assay.store.model import ModelSpec
+
+ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file",
+               "application/vnd.apache.parquet", "application/x-parquet")  # fmt: skip
+
+
+@dataclass
+class ServerOptions:
+    """Options of one server, built at the edge (CLI flags > environment > file)."""
+
+    limits: IngestLimits = field(default_factory=IngestLimits)
+    queue_capacity: int = 64
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated key behind a request."""
+
+    key_id: str
+    tenant: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"key:{self.key_id}"
+
+
+def caller(request: Request) -> Caller:
+    """The key behind ``request`` (401 without a valid one)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("missing API key", field="Authorization",
+                                  hint="send 'Authorization: Bearer <key>'")  # fmt: skip
+    info = request.app.state.control.authenticate(token.strip())
+    if info is None:
+        raise AuthenticationError("unknown or revoked API key", field="Authorization")
+    return Caller(info.key_id, info.tenant, info.role)
+
+
+def _needs(action: str) -> Any:
+    def check(request: Request) -> Caller:
+        from assay.control import role_allows
+
+        who = caller(request)
+        if not role_allows(who.role, action):
+            raise PermissionDeniedError(f"a {who.role!r} key may not {action}",
+                                        field="Authorization")  # fmt: skip
+        return who
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(_needs("read"))]
+Ingester = Annotated[Caller, Depends(_needs("ingest"))]
+Admin = Annotated[Caller, Depends(_needs("admin"))]
+
+
+def create_app(store: Store, control: Any, options: ServerOptions | None = None) -> FastAPI:
+    """Build the application around a data store and a control store."""
+    options = options or ServerOptions()
+    writer = WriteQueue(options.queue_capacity)
+    telemetry = Telemetry()
+    app = FastAPI(title="Assay", version=__version__,
+                  description="Continuous evaluation of ML models in production.")  # fmt: skip
+    app.state.store, app.state.control, app.state.writer = store, control, writer
+    app.state.telemetry = telemetry
+    app.add_exception_handler(AssayError, assay_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+    @app.on_event("shutdown")
+    def _close() -> None:
+        writer.close()
+
+    # -- health ---------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Response:
+        try:
+            store.ping()
+        except Exception as err:  # any failure means not ready
+            return problem(503, "NotReady", f"the store does not answer: {err}")
+        return JSONResponse({"status": "ready", "write_queue": writer.depth})
+
+    @app.get("/metrics", tags=["health"])
+    def metrics(request: Request) -> Response:
+        tenant = None
+        if not options.metrics_public or request.headers.get("authorization"):
+            tenant = caller(request).tenant
+        telemetry.queue_depth = writer.depth
+        return Response(telemetry.render(tenant), media_type="text/plain; version=0.0.4")
+
+    # -- models ---------------------------------------------------------------------------
+    @app.post("/v1/models", tags=["models"])
+    async def register_model(spec: ModelSpec, who: Admin) -> JSONResponse:
+        registered, created = await writer.submit(lambda: store.register_model(who.tenant, spec))
+        if created:
+            control.append_audit(who.actor, "model.register", spec.name,
+                                 spec.model_dump(), tenant=who.tenant)  # fmt: skip
+        return JSONResponse(registered.model_dump(), status_code=201 if created else 200)
+
+    @app.get("/v1/models", tags=["models"])
+    def list_models(who: Reader) -> dict[str, Any]:
+        return {"models": [m.model_dump() for m in store.list_models(who.tenant)]}
+
+    @app.get("/v1/models/{model}", tags=["models"])
+    def get_model(model: str, who: Reader) -> dict[str, Any]:
+        return store.get_model(who.tenant, model).model_dump()
+
+    @app.get("/v1/models/{model}/versions", tags=["models"])
+    def list_versions(model: str, who: Reader) -> dict[str, Any]:
+        versions = store.list_versions(who.tenant, model)
+        return {"versions": [
+            {"version": v.version, "predictions": v.predictions,
+             "first_seen": v.first_seen.isoformat(), "last_seen": v.last_seen.isoformat()}
+            for v in versions
+        ]}  # fmt: skip
+
+    # -- events ---------------------------------------------------------------------------
+    async def receive(request: Request, who: Caller, model: str, kind: str) -> JSONResponse:
+        started = time.perf_counter()
+        status = 200
+        try:
+            spec = store.get_model(who.tenant, model)
+            body = await _read_body(request, options.limits)
+            batch = _prepare(spec, kind, body, request.headers.get("content-type", ""),
+                             options.limits)  # fmt: skip
+            idem_key = request.headers.get("idempotency-key")
+            digest = ingest.body_hash(f"{kind}|{model}|".encode() + body)
+
+            def write() -> dict[str, Any]:
+                extra = {"duplicates_in_batch": batch.repeated_in_batch}
+                if kind == "predictions":
+                    extra["coerced_to_null"] = batch.coerced_to_null
+                if idem_key:
+                    seen = store.idempotent_answer(who.tenant, idem_key)
+                    if seen is not None:
+                        if seen[0] != digest:
+                            raise InputError(
+                                "this Idempotency-Key was used with a different body",
+                                field="Idempotency-Key",
+                            )
+                        return _answer(seen[1])
+                idem = Idempotency(idem_key, digest, extra) if idem_key else None
+                append = store.append_predictions if kind == "predictions" else store.append_labels
+                result = append(who.tenant, model, batch.table, idem)
+                return _answer({**result.to_dict(), **extra})
+
+            answer = await writer.submit(write)
+            telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
+            telemetry.count_events(who.tenant, model, kind, "duplicate", answer["duplicates"])
+            return JSONResponse(answer)
+        except AssayError as err:
+            status = err.http_status
+            raise
+        finally:
+            telemetry.count_batch(who.tenant, model, kind, status)
+            telemetry.observe_latency(who.tenant, kind, time.perf_counter() - started)
+
+    @app.post("/v1/models/{model}/predictions", tags=["events"])
+    async def post_predictions(model: str, request: Request, who: Ingester) -> JSONResponse:
+        return await receive(request, who, model, "predictions")
+
+    @app.post("/v1/models/{model}/labels", tags=["events"])
+    async def post_labels(model: str, request: Request, who: Ingester) -> JSONResponse:
+        return await receive(request, who, model, "labels")
+
+    # -- references and evaluations -------------------------------------------------------
+    @app.post("/v1/models/{model}/reference", tags=["evaluations"])
+    async def post_reference(model: str, request: Request, who: Admin) -> dict[str, Any]:
+        store.get_model(who.tenant, model)
+        body = await _read_body(request, options.limits)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(ARROW_TYPES):
+            table = ingest.read_arrow_body(body, content_type, IngestLimits(
+                max_body_bytes=options.limits.max_body_bytes, max_events=10**9))  # fmt: skip
+            job = lambda: evaluations.save_reference(  # noqa: E731
+                store, who.tenant, model, table, {"source": "upload"})
+        else:
+            spec = _json_object(body)
+            start, end = _time(spec, "start"), _time(spec, "end")
+            job = lambda: evaluations.reference_from_range(  # noqa: E731
+                store, who.tenant, model, start=start, end=end, version=spec.get("version"))
+        info = await writer.submit(job)
+        control.append_audit(who.actor, "reference.set", model, info, tenant=who.tenant)
+        return info
+
+    @app.get("/v1/models/{model}/evaluations", tags=["evaluations"])
+    async def get_evaluations(
+        model: str,
+        who: Reader,
+        version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        window: Annotated[str, Query(pattern=r"^\d+[hdw]$")] = "1d",
+        segment: str | None = None,
+    ) -> dict[str, Any]:
+        result = await writer.submit(lambda: evaluations.evaluate_windows(
+            store, who.tenant, model, version=version, start=start, end=end, window=window,
+            segment=segment))  # fmt: skip
+        control.append_audit(who.actor, "evaluation.run", model, {
+            "version": version, "start": start, "end": end, "window": window,
+            "segment": segment, "windows": len(result["windows"]),
+            "fingerprint": _fingerprint(result)}, tenant=who.tenant)  # fmt: skip
+        return result
+
+    @app.get("/v1/alerts", tags=["alerts"])
+    def alerts(who: Reader) -> dict[str, Any]:
+        return {"alerts": []}
+
+    return app
+
+
+async def _read_body(request: Request, limits: IngestLimits) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise PayloadTooLargeError(
+            f"body of {declared} bytes exceeds the limit of {limits.max_body_bytes}",
+            field="body",
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise PayloadTooLargeError(
+                f"body exceeds the limit of {limits.max_body_bytes} bytes", field="body"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _prepare(spec: ModelSpec, kind: str, body: bytes, content_type: str,
+             limits: IngestLimits) -> PreparedBatch:  # fmt: skip
+    if content_type.startswith(ARROW_TYPES):
+        table = ingest.read_arrow_body(body, content_type, limits)
+        if kind == "predictions":
+            return ingest.predictions_from_arrow(spec, table, limits)
+        return ingest.labels_from_arrow(spec, table, limits)
+    if kind == "predictions":
+        return ingest.predictions_from_json(spec, body, limits)
+    return ingest.labels_from_json(spec, body, limits)
+
+
+def _answer(stored: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP answer: repeats inside the batch count as duplicates too."""
+    answer = dict(stored)
+    answer["duplicates"] += answer.pop("duplicates_in_batch", 0)
+    return answer
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise InputError(f"the body is not valid JSON: {err}", field="body") from err
+    if not isinstance(value, dict):
+        raise InputError("the body must be a JSON object", field="body")
+    return value
+
+
+def _time(body: dict[str, Any], key: str) -> datetime:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise InputError(f'"{key}" is required (ISO-8601 time)', field=key)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise InputError(f'"{key}" is not an ISO-8601 time: {value!r}', field=key) from err
+
+
+def _fingerprint(result: dict[str, Any]) -> str:
+    import hashlib
+
+    summary = [(w["start"], w["rows"], w["labeled"]) for w in result["windows"]]
+    return hashlib.sha256(orjson.dumps(summary)).hexdigest()[:16]
