@@ -12,11 +12,14 @@ signal), so an evaluation should find exactly those.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pyarrow as pa
 
 COUNTRIES = np.array(["DE", "FR", "GB", "NL", "ES", "IT", "PL", "US"])
 CHANNELS = np.array(["web", "app", "partner"])
+FEATURES = ("amount", "age", "tenure_years", "device_score", "hour", "country")
 DECISION_THRESHOLD = 0.1  # the fraud team reviews every transaction scored at 0.1 or more
 
 
@@ -75,3 +78,66 @@ def _window(rng: np.random.Generator, n: int, *, drifted: bool, start_id: int) -
             "is_fraud": target,
         }
     )
+
+
+def production_stream(
+    days: int = 14,
+    per_day: int = 4000,
+    *,
+    drift_day: int = 8,
+    label_delay_days: int = 3,
+    end: datetime | None = None,
+    seed: int = 11,
+) -> tuple[pa.Table, pa.Table]:
+    """A fraud model's predictions over ``days`` days, and labels that arrive later.
+
+    From ``drift_day`` on, the current-window drift of :func:`fraud_windows` applies
+    (amounts grow, the country mix moves, the partner channel degrades). Returns
+    (predictions, labels); label timestamps are ``label_delay_days`` after the prediction,
+    plus up to a day. Timestamps end at ``end`` (default: now, to the hour).
+
+    >>> preds, labels = production_stream(days=2, per_day=10, drift_day=1)
+    >>> preds.num_rows, labels.num_rows, preds.column_names[:3]
+    (20, 20, ['id', 'version', 'timestamp'])
+    """
+    rng = np.random.default_rng(seed)
+    end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    parts = []
+    for day in range(days):
+        window = _window(rng, per_day, drifted=day >= drift_day, start_id=day * per_day)
+        offsets = np.sort(rng.uniform(0, 86_400, per_day))
+        stamps = [start + timedelta(days=day, seconds=float(s)) for s in offsets]
+        parts.append(
+            window.append_column("timestamp", pa.array(stamps, pa.timestamp("us", tz="UTC")))
+        )
+    table = pa.concat_tables(parts)
+    ids = pa.array([f"tx-{i}" for i in table.column("transaction_id").to_pylist()])
+    predictions = pa.table(
+        {
+            "id": ids,
+            "version": pa.array(["v7"] * table.num_rows),
+            "timestamp": table.column("timestamp"),
+            "score": table.column("score"),
+            "prediction": table.column("prediction").cast(pa.float64()),
+            **{c: table.column(c) for c in FEATURES},
+            "channel": table.column("channel"),
+        }
+    )
+    delay = timedelta(days=label_delay_days)
+    label_stamps = [
+        t + delay + timedelta(seconds=float(s))
+        for t, s in zip(
+            table.column("timestamp").to_pylist(),
+            rng.uniform(0, 86_400, table.num_rows),
+            strict=True,
+        )
+    ]
+    labels = pa.table(
+        {
+            "id": ids,
+            "label": table.column("is_fraud").cast(pa.float64()),
+            "timestamp": pa.array(label_stamps, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    return predictions, labels
