@@ -53,6 +53,15 @@ class NumericSampleState(State):
             "nulls": np.asarray(self.data["nulls"] + other["nulls"], dtype=np.int64),
         }
 
+    def sorted_values(self) -> np.ndarray:
+        """The values in ascending order (sorted in place: a sample has no order)."""
+        values = self.data["values"]
+        if values.size > 1 and not np.all(values[:-1] <= values[1:]):
+            if not values.flags.writeable:  # a read-only view of Arrow memory
+                values = self.data["values"] = values.copy()
+            values.sort()
+        return values
+
     @property
     def count(self) -> int:
         """Non-null values."""
@@ -191,23 +200,26 @@ def _exact_ks(d: float, n1: int, n2: int) -> tuple[float, float] | None:
     return float(snapped), float(np.clip(prob, 0.0, 1.0))
 
 
-def ks_statistic_sorted(a: np.ndarray, b: np.ndarray) -> float:
+def ks_statistic_sorted(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> float:
     """Two-sample KS statistic sup|F_a - F_b| of two sorted samples.
 
     F_a - F_b rises only at points of ``a`` and falls only at points of ``b``, so its
     supremum is reached just below some ``b[j]`` (where F_b = j / n_b) and its infimum at
     some ``b[j]`` itself (F_b = (j + 1) / n_b); ties in ``b`` only add smaller candidates.
+    ``b`` is walked in chunks so temporaries stay small.
     """
-    right = np.searchsorted(a, b, side="right")  # count of a <= b[j]
-    left = right.copy()  # count of a < b[j]: differs only where b[j] equals a value of a
-    tied = np.flatnonzero((right > 0) & (a[np.maximum(right - 1, 0)] == b))
-    left[tied] = np.searchsorted(a, b[tied], side="left")
-    below = left / a.size  # F_a just below b[j]
-    at = right / a.size  # F_a at b[j]
-    steps = np.arange(b.size, dtype=np.float64) / b.size
-    d_plus = float(np.max(below - steps)) if b.size else 0.0
-    d_minus = float(np.max((steps + 1.0 / b.size) - at)) if b.size else 0.0
-    return max(d_plus, d_minus, 0.0)
+    d = 0.0
+    for lo in range(0, b.size, chunk):
+        part = b[lo : lo + chunk]
+        right = np.searchsorted(a, part, side="right")  # count of a <= b[j]
+        left = right.copy()  # count of a < b[j]: differs only where b[j] equals a value of a
+        tied = np.flatnonzero((right > 0) & (a[np.maximum(right - 1, 0)] == part))
+        left[tied] = np.searchsorted(a, part[tied], side="left")
+        steps = np.arange(lo, lo + part.size, dtype=np.float64) / b.size
+        d_plus = float(np.max(left / a.size - steps))  # F_a just below b[j] - F_b there
+        d_minus = float(np.max(steps + 1.0 / b.size - right / a.size))
+        d = max(d, d_plus, d_minus)
+    return d
 
 
 def wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> float:
@@ -218,7 +230,11 @@ def wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> float:
     """
     n1, n2 = a.size, b.size
     if n1 == n2:
-        return float(np.mean(np.abs(a - b)))
+        step = 1 << 20
+        total = sum(
+            float(np.abs(a[i : i + step] - b[i : i + step]).sum()) for i in range(0, n1, step)
+        )
+        return total / n1
     i = np.arange(n1, dtype=np.int64)
     j = np.arange(n2, dtype=np.int64)
     # merge the two arithmetic grids i*n2 and j*n1 by computing each point's rank
@@ -251,8 +267,8 @@ def numeric_drift(reference: NumericSampleState, current: NumericSampleState) ->
             undefined={"all": f"every value is null in the {which} window"},
         )
         return out
-    a = np.sort(reference.data["values"])
-    b = np.sort(current.data["values"])
+    a = reference.sorted_values()
+    b = current.sorted_values()
     w = wasserstein_sorted(a, b)
     d, p = ks_p_value(ks_statistic_sorted(a, b), a.size, b.size)
     edges = np.unique(np.quantile(a, PSI_QUANTILES))
