@@ -149,18 +149,6 @@ class AssayWarning(UserWarning):
     """A result is undefined or degraded (for example: one class only in a segment)."""
 
 
-class NotFoundError(AssayError, LookupError):
-    """A named object (an API key, a tenant) does not exist."""
-
-    http_status = 404
-
-
-class SchemaVersionError(AssayError, RuntimeError):
-    """A database was written by a newer Assay than the one reading it."""
-
-    http_status = 503
-
-
 class StoreUnavailableError(AssayError, ConnectionError):
     """A database cannot be opened or reached (bad path, server down, wrong credentials)."""
 
