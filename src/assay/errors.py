@@ -145,11 +145,11 @@ class PermissionDeniedError(AssayError, PermissionError):
     http_status = 403
 
 
-class AssayWarning(UserWarning):
-    """A result is undefined or degraded (for example: one class only in a segment)."""
-
-
 class StoreUnavailableError(AssayError, ConnectionError):
     """A database cannot be opened or reached (bad path, server down, wrong credentials)."""
 
     http_status = 503
+
+
+class AssayWarning(UserWarning):
+    """A result is undefined or degraded (for example: one class only in a segment)."""

@@ -25,7 +25,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from assay.errors import ConflictError, NotFoundError, SchemaVersionError
+from assay.errors import (
+    ConflictError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreUnavailableError,
+)
 from assay.store import sql
 from assay.store.base import AppendResult, DirtyBucket, Idempotency, Rollup, VersionInfo
 from assay.store.model import ModelSpec
@@ -34,8 +39,8 @@ DB_FILE = "assay.duckdb"
 
 
 def _arrow(cur: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
-    relation = cur.sql(query, params=params)
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    result = cur.execute(query, params)
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
     return fetch()
 
 
@@ -48,7 +53,7 @@ class DuckDBStore:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as err:
-            raise SchemaVersionError(
+            raise StoreUnavailableError(
                 f"cannot open {self.path.name}: {err}",
                 hint="another process (a running 'assay serve'?) holds the store",
             ) from err

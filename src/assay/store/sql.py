@@ -105,9 +105,14 @@ def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
     return pairs
 
 
+def quote(identifier: str) -> str:
+    """A double-quoted SQL identifier (inner quotes doubled)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def scan_sql(spec: ModelSpec, model_id: int, where: list[str]) -> str:
     """SELECT of predictions joined with labels, in canonical column names."""
-    select = [f'p.{phys} AS "{name}"' for phys, name in physical_columns(spec)]
+    select = [f"p.{phys} AS {quote(name)}" for phys, name in physical_columns(spec)]
     select += ['l.label AS "label"', 'l.ts AS "label_timestamp"']
     sql = (
         f"SELECT {', '.join(select)} FROM {prediction_table(model_id)} p "
