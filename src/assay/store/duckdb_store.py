@@ -38,10 +38,16 @@ from assay.store.model import ModelSpec
 DB_FILE = "assay.duckdb"
 
 
-def _arrow(cur: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
-    result = cur.execute(query, params)
-    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
-    return fetch()
+def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
+    """Run ``query`` on a fresh cursor and fetch Arrow without an extra copy."""
+    cur = con.cursor()
+    try:
+        cur.execute("SET TimeZone = 'UTC'")
+        relation = cur.sql(query, params=params)
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        return fetch()
+    finally:
+        cur.close()
 
 
 class DuckDBStore:
@@ -60,7 +66,10 @@ class DuckDBStore:
         self._local = threading.local()
         self._write = threading.RLock()
         self._models: dict[tuple[str, str], tuple[int, ModelSpec]] = {}
-        self._migrate()
+        if read_only:
+            self._check_version()
+        else:
+            self._migrate()
 
     # -- connections ---------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -99,6 +108,16 @@ class DuckDBStore:
                     for statement in statements:
                         cur.execute(statement.format(blob="BLOB"))
                     cur.execute("INSERT INTO assay_schema VALUES (?)", [version])
+
+    def _check_version(self) -> None:
+        stored = self.schema_version()
+        if stored != sql.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the store's schema is version {stored}, this Assay uses {sql.SCHEMA_VERSION}",
+                hint="open it read-write once with this version to upgrade it"
+                if stored < sql.SCHEMA_VERSION
+                else "upgrade Assay",
+            )
 
     def schema_version(self) -> int:
         """The schema version stored in the file."""
@@ -267,7 +286,7 @@ class DuckDBStore:
         """Predictions joined with their labels in [start, end), ordered by time."""
         model_id, spec = self._model(tenant, model)
         where, params = _range_filter("p.", version, start, end)
-        return _arrow(self._cursor(), sql.scan_sql(spec, model_id, where), params)
+        return _arrow(self._con, sql.scan_sql(spec, model_id, where), params)
 
     # -- rollups -------------------------------------------------------------------------
     def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:

@@ -1,0 +1,1 @@
+"""Crash and durability tests against a real ``assay serve`` process."""
