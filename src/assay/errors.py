@@ -110,8 +110,9 @@ class BatchValidationError(InputError):
     def __init__(self, problems: list[dict[str, object]], *, total: int):
         self.problems = problems
         first = problems[0] if problems else {}
+        events = len({p.get("index") for p in problems})
         super().__init__(
-            f"{len(problems)} of {total} event(s) are invalid; first: event "
+            f"{events} of {total} event(s) are invalid; first: event "
             f"{first.get('index')} field {first.get('field')!r}: {first.get('reason')}",
             field=str(first.get("field")) if first else None,
         )

@@ -36,6 +36,9 @@ app.add_typer(audit_app, name="audit")
 from assay.cli.serve import serve  # noqa: E402
 
 app.command()(serve)
+from assay.cli.ingest import ingest  # noqa: E402
+
+app.command()(ingest)
 
 EXIT_USAGE = 2
 

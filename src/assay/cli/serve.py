@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +59,11 @@ def serve(
     import uvicorn
 
     typer.echo(f"assay {app.version} serving on http://{host}:{port} (data: {directory})")
-    uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
+    finally:  # after a graceful stop: checkpoint and release the stores
+        app.state.store.close()
+        app.state.control.close()
 
 
 def build_app(directory: Path, url: str | None, settings: dict[str, Any],
@@ -68,10 +74,12 @@ def build_app(directory: Path, url: str | None, settings: dict[str, Any],
     from assay.service.ingest import IngestLimits
     from assay.store import open_store
 
-    limits = IngestLimits(
-        **{k: settings[k] for k in ("max_body_bytes", "max_events", "max_string_length")
-           if k in settings}
-    )  # fmt: skip
+    known = ("max_body_bytes", "max_events", "max_string_length")
+    limits = IngestLimits(**{k: int(settings[k]) for k in known if k in settings})
+    if "max_future_seconds" in settings:
+        limits = replace(
+            limits, max_future=timedelta(seconds=float(settings["max_future_seconds"]))
+        )
     options = ServerOptions(
         limits=limits,
         queue_capacity=int(settings.get("queue_capacity", 64)),

@@ -8,6 +8,8 @@ another tenant's model answers 404 exactly as a missing one.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,6 +18,8 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay import __version__
 from assay.errors import (
@@ -25,7 +29,12 @@ from assay.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
 )
-from assay.server.problems import assay_error_handler, problem, validation_error_handler
+from assay.server.problems import (
+    assay_error_handler,
+    http_error_handler,
+    problem,
+    validation_error_handler,
+)
 from assay.server.telemetry import Telemetry
 from assay.server.writer import WriteQueue
 from assay.service import evaluations, ingest
@@ -96,16 +105,25 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
     options = options or ServerOptions()
     writer = WriteQueue(options.queue_capacity)
     telemetry = Telemetry()
-    app = FastAPI(title="Assay", version=__version__,
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(writer.close)  # finish the queued writes
+
+    app = FastAPI(title="Assay", version=__version__, lifespan=lifespan,
                   description="Continuous evaluation of ML models in production.")  # fmt: skip
     app.state.store, app.state.control, app.state.writer = store, control, writer
     app.state.telemetry = telemetry
     app.add_exception_handler(AssayError, assay_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
-    @app.on_event("shutdown")
-    def _close() -> None:
-        writer.close()
+    async def audit(who: Caller, action: str, target: str, details: dict[str, Any]) -> None:
+        # a blocking write to the control store (other processes may hold its lock):
+        # off the event loop
+        await run_in_threadpool(control.append_audit, who.actor, action, target, details,
+                                tenant=who.tenant)  # fmt: skip
 
     # -- health ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
@@ -133,8 +151,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
     async def register_model(spec: ModelSpec, who: Admin) -> JSONResponse:
         registered, created = await writer.submit(lambda: store.register_model(who.tenant, spec))
         if created:
-            control.append_audit(who.actor, "model.register", spec.name,
-                                 spec.model_dump(), tenant=who.tenant)  # fmt: skip
+            await audit(who, "model.register", spec.name, spec.model_dump())
         return JSONResponse(registered.model_dump(), status_code=201 if created else 200)
 
     @app.get("/v1/models", tags=["models"])
@@ -157,16 +174,22 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
     # -- events ---------------------------------------------------------------------------
     async def receive(request: Request, who: Caller, model: str, kind: str) -> JSONResponse:
         started = time.perf_counter()
-        status = 200
+        # a missing (or another tenant's) model answers 404 before anything is counted, so
+        # the series' labels are only ever this tenant's registered models
+        spec = await run_in_threadpool(store.get_model, who.tenant, model)
+        status = 500
         try:
-            spec = store.get_model(who.tenant, model)
             body = await _read_body(request, options.limits)
             batch = _prepare(spec, kind, body, request.headers.get("content-type", ""),
                              options.limits)  # fmt: skip
             idem_key = request.headers.get("idempotency-key")
+            longest = options.limits.max_string_length
+            if idem_key is not None and not 0 < len(idem_key) <= longest:
+                raise InputError(f"an Idempotency-Key has 1 to {longest} characters",
+                                 field="Idempotency-Key")  # fmt: skip
             digest = ingest.body_hash(f"{kind}|{model}|".encode() + body)
 
-            def write() -> dict[str, Any]:
+            def write() -> tuple[dict[str, Any], bool]:
                 extra = {"duplicates_in_batch": batch.repeated_in_batch}
                 if kind == "predictions":
                     extra["coerced_to_null"] = batch.coerced_to_null
@@ -178,15 +201,17 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
                                 "this Idempotency-Key was used with a different body",
                                 field="Idempotency-Key",
                             )
-                        return _answer(seen[1])
+                        return _answer(seen[1]), True
                 idem = Idempotency(idem_key, digest, extra) if idem_key else None
                 append = store.append_predictions if kind == "predictions" else store.append_labels
                 result = append(who.tenant, model, batch.table, idem)
-                return _answer({**result.to_dict(), **extra})
+                return _answer({**result.to_dict(), **extra}), False
 
-            answer = await writer.submit(write)
-            telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
-            telemetry.count_events(who.tenant, model, kind, "duplicate", answer["duplicates"])
+            answer, replayed = await writer.submit(write)
+            status = 200
+            if not replayed:  # a replay stores nothing: its events were counted the first time
+                telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
+                telemetry.count_events(who.tenant, model, kind, "duplicate", answer["duplicates"])
             return JSONResponse(answer)
         except AssayError as err:
             status = err.http_status
@@ -206,21 +231,25 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
     # -- references and evaluations -------------------------------------------------------
     @app.post("/v1/models/{model}/reference", tags=["evaluations"])
     async def post_reference(model: str, request: Request, who: Admin) -> dict[str, Any]:
-        store.get_model(who.tenant, model)
+        await run_in_threadpool(store.get_model, who.tenant, model)
         body = await _read_body(request, options.limits)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(ARROW_TYPES):
             table = ingest.read_arrow_body(body, content_type, IngestLimits(
                 max_body_bytes=options.limits.max_body_bytes, max_events=10**9))  # fmt: skip
             job = lambda: evaluations.save_reference(  # noqa: E731
-                store, who.tenant, model, table, {"source": "upload"})
+                store, who.tenant, model, table, {"source": "upload"}
+            )
         else:
             spec = _json_object(body)
             start, end = _time(spec, "start"), _time(spec, "end")
+            if not isinstance(spec.get("version"), str | None):
+                raise InputError('"version" is a string (or absent for all)', field="version")
             job = lambda: evaluations.reference_from_range(  # noqa: E731
-                store, who.tenant, model, start=start, end=end, version=spec.get("version"))
+                store, who.tenant, model, start=start, end=end, version=spec.get("version")
+            )
         info = await writer.submit(job)
-        control.append_audit(who.actor, "reference.set", model, info, tenant=who.tenant)
+        await audit(who, "reference.set", model, info)
         return info
 
     @app.get("/v1/models/{model}/evaluations", tags=["evaluations"])
@@ -236,10 +265,10 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         result = await writer.submit(lambda: evaluations.evaluate_windows(
             store, who.tenant, model, version=version, start=start, end=end, window=window,
             segment=segment))  # fmt: skip
-        control.append_audit(who.actor, "evaluation.run", model, {
+        await audit(who, "evaluation.run", model, {
             "version": version, "start": start, "end": end, "window": window,
             "segment": segment, "windows": len(result["windows"]),
-            "fingerprint": _fingerprint(result)}, tenant=who.tenant)  # fmt: skip
+            "fingerprint": _fingerprint(result)})  # fmt: skip
         return result
 
     @app.get("/v1/alerts", tags=["alerts"])

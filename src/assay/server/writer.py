@@ -7,6 +7,7 @@ Bounding the queue bounds memory: a producer faster than the store is told to ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -55,9 +56,11 @@ class WriteQueue:
             try:
                 result = job()
             except BaseException as err:  # handed to the waiting request
-                loop.call_soon_threadsafe(_settle, future, None, err)
+                outcome: tuple[Any, BaseException | None] = (None, err)
             else:
-                loop.call_soon_threadsafe(_settle, future, result, None)
+                outcome = (result, None)
+            with contextlib.suppress(RuntimeError):  # the request's loop is gone; the write is done
+                loop.call_soon_threadsafe(_settle, future, *outcome)
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the queued jobs, then stop the thread."""

@@ -9,31 +9,35 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 
 from assay.engine import local
-from assay.errors import ConfigError, InputError
+from assay.errors import InputError
 from assay.service.rollups import BUCKET, merge_all, pack, refresh, unpack
 from assay.stats import DriftRule, State
 from assay.store.base import FEATURE_PREFIX, Rollup, Store
 from assay.store.model import ModelSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_HOUR = datetime.max.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
 _WINDOW = re.compile(r"^(\d+)([hdw])$")
 MAX_WINDOWS = 1000
+MAX_WINDOW = timedelta(weeks=520)
 
 
 def parse_window(text: str) -> timedelta:
     """``1h``, ``6h``, ``1d``, ``7d``, ``1w``: a whole number of hours (the bucket size)."""
     match = _WINDOW.match(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise ConfigError(
+        raise InputError(
             f"window {text!r} is not a duration such as 1h, 6h, 1d or 7d",
             field="window",
         )
     hours = int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2)]
+    if hours > MAX_WINDOW / timedelta(hours=1):
+        raise InputError(f"window {text!r} is longer than {MAX_WINDOW.days} days", field="window")
     return timedelta(hours=hours)
 
 
@@ -50,7 +54,11 @@ def evaluate_windows(
     rule: DriftRule | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Metrics, drift and label completeness per window (tumbling, aligned to UTC)."""
+    """Metrics, drift and label completeness per window (tumbling, aligned to UTC).
+
+    Rollups hold whole hours, so ``start`` is rounded down and ``end`` up to the hour;
+    each window reports the span it covers (clipped to that range).
+    """
     spec = store.get_model(tenant, model)
     size = parse_window(window)
     if segment is not None and segment not in spec.segments:
@@ -59,8 +67,13 @@ def evaluate_windows(
             field="segment",
             hint=f"segments: {', '.join(spec.segments) or 'none'}",
         )
+    start, end = _utc(start), _utc(end)
     if start is not None and end is not None and end <= start:
         raise InputError("end must be after start", field="end")
+    if start is not None:
+        start = _window_start(start, BUCKET)
+    if end is not None and _window_start(end, BUCKET) != end and end < _LAST_HOUR:
+        end = _window_start(end, BUCKET) + BUCKET
     refresh(store, tenant, model)
     rule = rule or DriftRule()
     reference = load_reference_states(store, tenant, model)
@@ -79,7 +92,9 @@ def evaluate_windows(
             by_segment[_window_start(r.bucket, size)][r.segment_value].append(r)
     windows = []
     for window_start, rollups in sorted(overall.items()):
-        entry = {"start": _iso(window_start), "end": _iso(window_start + size),
+        first = window_start if start is None else max(window_start, start)
+        last = window_start + size if end is None else min(window_start + size, end)
+        entry = {"start": _iso(first), "end": _iso(last),
                  "version": version, **_summary(spec, rollups, seed)}  # fmt: skip
         states = merge_all([unpack(r.states) for r in rollups])
         entry["drift"] = drift_against(spec, reference, states, rule)
@@ -185,6 +200,9 @@ def reference_from_range(
     version: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Make the predictions of [start, end) (one version, or all) the model's reference."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise InputError("end must be after start", field="end")
     rows = store.scan(tenant, model, version=version, start=start, end=end)
     if rows.num_rows == 0:
         raise InputError("no stored predictions in that time range", field="start")
@@ -197,6 +215,17 @@ def load_reference_states(store: Store, tenant: str, model: str) -> dict[str, St
     """The model's reference states, if one was stored."""
     stored = store.load_reference(tenant, model)
     return None if stored is None else unpack(stored[0])
+
+
+@overload
+def _utc(moment: datetime) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
+def _utc(moment: datetime | None) -> datetime | None:
+    """An aware UTC time; a naive one is read as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _iso(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,8 +72,11 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            self.items.sort(key=lambda p: (p["index"], p["field"]))
-            raise BatchValidationError(self.items[:MAX_PROBLEMS_LISTED], total=self.total)
+            # one problem per (event, field): the first found is the most specific (a value
+            # that does not convert is not reported again as missing)
+            first = {(p["index"], p["field"]): p for p in reversed(self.items)}
+            items = sorted(first.values(), key=lambda p: (p["index"], p["field"]))
+            raise BatchValidationError(items[:MAX_PROBLEMS_LISTED], total=self.total)
 
 
 # -- JSON bodies ------------------------------------------------------------------------
@@ -164,7 +167,11 @@ def labels_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) -> Prep
 
 
 def read_arrow_body(body: bytes, content_type: str, limits: IngestLimits) -> pa.Table:
-    """Read an Arrow IPC (stream or file) or Parquet body."""
+    """Read an Arrow IPC (stream or file) or Parquet body.
+
+    The row count is checked before the data is decompressed (Parquet metadata, IPC
+    batch by batch), so a small compressed body cannot inflate into a huge table.
+    """
     if len(body) > limits.max_body_bytes:
         raise PayloadTooLargeError(
             f"body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes}",
@@ -174,22 +181,44 @@ def read_arrow_body(body: bytes, content_type: str, limits: IngestLimits) -> pa.
         if "parquet" in content_type:
             import pyarrow.parquet as pq
 
-            table = pq.read_table(io.BytesIO(body))
+            parquet = pq.ParquetFile(io.BytesIO(body))
+            _check_rows(parquet.metadata.num_rows, limits)
+            table = parquet.read()
         else:
             try:
-                table = pa.ipc.open_stream(body).read_all()
+                stream = pa.ipc.open_stream(body)
+                table = _bounded_table(stream, stream.schema, limits)
             except pa.ArrowInvalid:
-                table = pa.ipc.open_file(pa.BufferReader(body)).read_all()
-    except (pa.ArrowInvalid, OSError) as err:
+                file = pa.ipc.open_file(pa.BufferReader(body))
+                batches = (file.get_batch(i) for i in range(file.num_record_batches))
+                table = _bounded_table(batches, file.schema, limits)
+    except (pa.ArrowException, OSError) as err:
         raise InputError(f"cannot read the {content_type} body: {err}", field="body") from err
-    if table.num_rows > limits.max_events:
-        raise PayloadTooLargeError(
-            f"{table.num_rows} events in one batch exceed the limit of {limits.max_events}",
-            field="events",
-        )
+    _check_rows(table.num_rows, limits)
     if table.num_rows == 0:
         raise InputError("the body holds no rows", field="events")
     return table
+
+
+def _bounded_table(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, limits: IngestLimits
+) -> pa.Table:
+    """The batches as one table, stopping as soon as they hold too many rows."""
+    kept, rows = [], 0
+    for batch in batches:
+        rows += batch.num_rows
+        _check_rows(rows, limits)
+        kept.append(batch)
+    return pa.Table.from_batches(kept, schema=schema)
+
+
+def _check_rows(rows: int, limits: IngestLimits) -> None:
+    if rows > limits.max_events:
+        raise PayloadTooLargeError(
+            f"{rows} or more events in one batch exceed the limit of {limits.max_events}",
+            field="events",
+            hint="split the batch",
+        )
 
 
 def predictions_from_arrow(spec: ModelSpec, table: pa.Table, limits: IngestLimits) -> PreparedBatch:
@@ -290,6 +319,7 @@ def _finish_labels(
         label = _floats(raw["label"], "label", problems)
         values = label.to_numpy(zero_copy_only=False)
         problems.add_mask(np.isnan(values), "label", "is required and must be a number")
+        problems.add_mask(_non_finite(label), "label", "must be a finite number")
         if spec.task == "binary":
             problems.add_mask(~np.isnan(values) & (values != 0) & (values != 1), "label",
                               "must be 0 or 1")  # fmt: skip
@@ -317,10 +347,12 @@ def _as_array(values: Any, kind: pa.DataType, convert: Callable[[Any], Any], fie
             return values.cast(kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             values = values.to_pylist()
-    try:
-        return pa.array(values, type=kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        pass
+    # Arrow reads JSON true/false as 1/0: leave booleans to ``convert``, which rejects them
+    if not any(isinstance(v, bool) for v in values):
+        try:
+            return pa.array(values, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass
     cleaned: list[Any] = []
     for i, value in enumerate(values):
         try:
@@ -370,6 +402,14 @@ def _to_timestamp(value: Any) -> datetime:
 
 def _timestamps(values: Any, field: str, problems: _Problems, limits: IngestLimits,
                 now: datetime) -> pa.Array:  # fmt: skip
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and (
+        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    ):  # epoch numbers are ambiguous (s, ms, us?): ask for a timestamp instead
+        problems.add_mask(np.asarray(values.is_valid(), dtype=bool), field,
+                          "must be a timestamp or an ISO-8601 string, not a number")  # fmt: skip
+        values = pa.nulls(len(values), TIMESTAMP)
     array = _as_array(values, TIMESTAMP, _to_timestamp, field, problems)
     array = array.fill_null(pa.scalar(now, TIMESTAMP))  # no timestamp: received now
     late = pc.greater(array, pa.scalar(now + limits.max_future, TIMESTAMP))

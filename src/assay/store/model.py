@@ -62,6 +62,19 @@ class ModelSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _distinct_names(self) -> ModelSpec:
+        core = {"id", "version", "timestamp", "score", "prediction", "label"}
+        clash = (set(self.features) & set(self.segments)) | (
+            (set(self.features) | set(self.segments)) & core
+        )
+        if clash:
+            raise ValueError(
+                f"feature and segment names must differ from each other and from "
+                f"{sorted(core)}: {sorted(clash)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _classes(self) -> ModelSpec:
         if self.task == "multiclass":
             if not self.classes or len(self.classes) < 2:
