@@ -511,3 +511,21 @@ def test_everything_survives_close_and_reopen(backend: Any) -> None:
     assert ids(store.scan("acme", "price")) == ["z"]
     assert ids(store.scan("acme", "fraud")) == ["a", "b"]
     assert store.append_predictions("acme", "fraud", batch) == AppendResult(0, 2)
+
+
+def test_replace_many_swaps_several_buckets_at_once(store: Any) -> None:
+    store.register_model("acme", BINARY)
+    batch = predictions(BINARY, row("a", T0), row("b", T0 + HOUR), row("c", T0 + 2 * HOUR))
+    store.append_predictions("acme", "fraud", batch)
+    first, second, third = store.dirty_buckets("acme", "fraud")
+    store.append_predictions("acme", "fraud", predictions(BINARY, row("d", T0 + HOUR)))
+    built = [Rollup("v1", d.bucket, "", "", 1, 0, d.bucket.isoformat().encode())
+             for d in (first, second)]  # fmt: skip
+    store.replace_rollups_many("acme", "fraud", [(first, [built[0]]), (second, [built[1]])])
+    # the first bucket is clean; the second was re-marked after it was read, so it stays dirty
+    assert [(d.version, d.bucket) for d in store.dirty_buckets("acme", "fraud")] == [
+        ("v1", T0 + HOUR), ("v1", T0 + 2 * HOUR)
+    ]  # fmt: skip
+    assert store.load_rollups("acme", "fraud") == built
+    store.replace_rollups_many("acme", "fraud", [])
+    assert third in store.dirty_buckets("acme", "fraud")

@@ -135,15 +135,19 @@ def bucket_rollups(spec: ModelSpec, version: str, bucket: datetime, rows: pa.Tab
     return out
 
 
-def refresh(store: Store, tenant: str, model: str) -> int:
-    """Rebuild the rollups of every dirty bucket of ``model``; returns how many."""
+def refresh(store: Store, tenant: str, model: str, *, per_transaction: int = 64) -> int:
+    """Rebuild the rollups of every dirty bucket of ``model``; returns how many.
+
+    Buckets are written ``per_transaction`` at a time (one commit each group).
+    """
     spec = store.get_model(tenant, model)
     dirty = store.dirty_buckets(tenant, model)
-    for item in dirty:
-        rows = store.scan(
-            tenant, model, version=item.version, start=item.bucket, end=item.bucket + BUCKET
-        )
-        store.replace_rollups(
-            tenant, model, item, bucket_rollups(spec, item.version, item.bucket, rows)
-        )
+    for first in range(0, len(dirty), per_transaction):
+        updates = []
+        for item in dirty[first : first + per_transaction]:
+            rows = store.scan(
+                tenant, model, version=item.version, start=item.bucket, end=item.bucket + BUCKET
+            )
+            updates.append((item, bucket_rollups(spec, item.version, item.bucket, rows)))
+        store.replace_rollups_many(tenant, model, updates)
     return len(dirty)

@@ -133,6 +133,11 @@ class Store(Protocol):
     ) -> None:
         """Replace one bucket's rollups; clear its dirty mark unless it was re-marked since."""
 
+    def replace_rollups_many(
+        self, tenant: str, model: str, updates: list[tuple[DirtyBucket, list[Rollup]]]
+    ) -> None:
+        """:meth:`replace_rollups` for several buckets in one transaction."""
+
     def load_rollups(
         self,
         tenant: str,

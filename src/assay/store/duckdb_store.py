@@ -307,24 +307,32 @@ class DuckDBStore:
         self, tenant: str, model: str, dirty: DirtyBucket, rollups: list[Rollup]
     ) -> None:
         """Swap one bucket's rollups; clear its dirty mark unless re-marked meanwhile."""
+        self.replace_rollups_many(tenant, model, [(dirty, rollups)])
+
+    def replace_rollups_many(
+        self, tenant: str, model: str, updates: list[tuple[DirtyBucket, list[Rollup]]]
+    ) -> None:
+        """:meth:`replace_rollups` for several buckets in one transaction."""
         model_id, _ = self._model(tenant, model)
-        version, bucket = dirty.version, dirty.bucket
+        fresh = [r for _, rollups in updates for r in rollups]
         with self._transaction() as cur:
-            cur.execute(
-                "DELETE FROM rollups WHERE model_id = ? AND version = ? AND bucket = ?",
-                [model_id, version, bucket],
-            )
-            if rollups:
-                cur.register("fresh_rollups", _rollup_table(model_id, rollups))
+            for dirty, _ in updates:
+                cur.execute(
+                    "DELETE FROM rollups WHERE model_id = ? AND version = ? AND bucket = ?",
+                    [model_id, dirty.version, dirty.bucket],
+                )
+            if fresh:
+                cur.register("fresh_rollups", _rollup_table(model_id, fresh))
                 try:
                     cur.execute("INSERT INTO rollups SELECT * FROM fresh_rollups")
                 finally:
                     cur.unregister("fresh_rollups")
-            cur.execute(
-                "DELETE FROM dirty_buckets WHERE model_id = ? AND version = ? AND bucket = ? "
-                "AND mark = ?",
-                [model_id, version, bucket, dirty.mark],
-            )
+            for dirty, _ in updates:
+                cur.execute(
+                    "DELETE FROM dirty_buckets WHERE model_id = ? AND version = ? AND bucket = ? "
+                    "AND mark = ?",
+                    [model_id, dirty.version, dirty.bucket, dirty.mark],
+                )
 
     def load_rollups(
         self,

@@ -389,32 +389,44 @@ class PostgresStore:
         self, tenant: str, model: str, dirty: DirtyBucket, rollups: list[Rollup]
     ) -> None:
         """Swap one bucket's rollups; clear its dirty mark unless re-marked meanwhile."""
+        self.replace_rollups_many(tenant, model, [(dirty, rollups)])
+
+    def replace_rollups_many(
+        self, tenant: str, model: str, updates: list[tuple[DirtyBucket, list[Rollup]]]
+    ) -> None:
+        """:meth:`replace_rollups` for several buckets in one transaction."""
         model_id, _ = self._model(tenant, model)
-        key = [model_id, dirty.version, dirty.bucket]
-        token = f"{model_id}\0{dirty.version}\0{_utc(dirty.bucket).isoformat()}".encode()
-        lock = zlib.crc32(token) - (1 << 31)  # into int4
+
+        def lock_of(dirty: DirtyBucket) -> int:
+            token = f"{model_id}\0{dirty.version}\0{_utc(dirty.bucket).isoformat()}".encode()
+            return zlib.crc32(token) - (1 << 31)  # into int4
+
+        ordered = sorted(updates, key=lambda u: lock_of(u[0]))  # one lock order: no deadlock
 
         def work(cur: psycopg.Cursor) -> None:
-            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_ROLLUP, lock])
-            cur.execute(
-                "DELETE FROM rollups WHERE model_id = %s AND version = %s AND bucket = %s", key
-            )
-            if rollups:
-                cur.executemany(
-                    "INSERT INTO rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        [model_id, r.version, r.bucket, r.segment_column, r.segment_value,
-                         r.rows, r.labeled, r.states]
-                        for r in rollups
-                    ],
-                )  # fmt: skip
-            cur.execute(
-                "DELETE FROM dirty_buckets WHERE model_id = %s AND version = %s "
-                "AND bucket = %s AND mark = %s",
-                [*key, dirty.mark],
-            )
+            for dirty, rollups in ordered:
+                key = [model_id, dirty.version, dirty.bucket]
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_ROLLUP, lock_of(dirty)])
+                cur.execute(
+                    "DELETE FROM rollups WHERE model_id = %s AND version = %s AND bucket = %s", key
+                )
+                if rollups:
+                    cur.executemany(
+                        "INSERT INTO rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        [
+                            [model_id, r.version, r.bucket, r.segment_column, r.segment_value,
+                             r.rows, r.labeled, r.states]
+                            for r in rollups
+                        ],
+                    )  # fmt: skip
+                cur.execute(
+                    "DELETE FROM dirty_buckets WHERE model_id = %s AND version = %s "
+                    "AND bucket = %s AND mark = %s",
+                    [*key, dirty.mark],
+                )
 
-        self._write(work)
+        if ordered:
+            self._write(work)
 
     def load_rollups(
         self,
