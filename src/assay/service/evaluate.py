@@ -102,14 +102,16 @@ def evaluate(
     prediction_drift: dict[str, dict[str, Any]] = {}
     # metrics and drift share one pool: numpy and Arrow release the GIL
     with ThreadPoolExecutor(max_workers=local.default_threads()) as pool:
-        metrics_job = pool.submit(
-            with_tick(
-                "metrics (current)", lambda: local.evaluate_metrics(spec, cur_cols, curves=True)
-            )
-        )
-        reference_job = (
-            pool.submit(with_tick("metrics (reference)", reference_metrics)) if ref_cols else None
-        )
+        def all_metrics() -> dict[str, Any]:
+            # one job, so the two windows' full-length temporaries never coexist
+            metrics = local.evaluate_metrics(spec, cur_cols, curves=True)
+            tick("metrics (current)")
+            if ref_cols is not None:
+                metrics["reference"] = reference_metrics()
+                tick("metrics (reference)")
+            return metrics
+
+        metrics_job = pool.submit(all_metrics)
         if ref is not None:
             prediction_job = pool.submit(
                 with_tick("prediction drift", lambda: _prediction_drift(spec, ref, cur))
@@ -119,8 +121,6 @@ def evaluate(
             spec.drift_rule.apply(drift)
             prediction_drift = prediction_job.result()
         metrics = metrics_job.result()
-        if reference_job is not None:
-            metrics["reference"] = reference_job.result()
 
     rows = {"current": cur.num_rows}
     labeled = {"current": cur_cols.labeled}

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from assay.stats.intervals import (
+    WeightedMoments,
     effective_n,
     little_bootstrap_interval,
-    mean_interval,
     wilson_interval,
     z_value,
 )
@@ -26,6 +26,7 @@ from assay.stats.ranking import ScoreGroups, auc_delong
 from assay.stats.state import State, weights_or_ones
 
 _EPS = float(np.finfo(np.float64).eps)
+_CHUNK = 1 << 20
 
 # name -> (numerator cells, denominator cells); cells index the 2x2 table as (true, pred)
 _PROPORTIONS: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]], str]] = {
@@ -81,15 +82,14 @@ class BinaryConfusionState(State):
         else:
             pred = np.asarray(y_pred).astype(np.int64, copy=False)
         cell = 2 * y + pred
-        w = weights_or_ones(sample_weight, y.shape[0])
-        return cls(
-            {"threshold": float(threshold)},
-            {
-                "w": np.bincount(cell, weights=w, minlength=4).reshape(2, 2),
-                "w2": np.bincount(cell, weights=w * w, minlength=4).reshape(2, 2),
-                "n": np.bincount(cell, minlength=4).reshape(2, 2).astype(np.int64),
-            },
-        )
+        n = np.bincount(cell, minlength=4).reshape(2, 2).astype(np.int64)
+        if sample_weight is None:  # unit weights: Σw = Σw² = the counts
+            w_sum, w2_sum = n.astype(np.float64), n.astype(np.float64)
+        else:
+            w = weights_or_ones(sample_weight, y.shape[0])
+            w_sum = np.bincount(cell, weights=w, minlength=4).reshape(2, 2)
+            w2_sum = np.bincount(cell, weights=w * w, minlength=4).reshape(2, 2)
+        return cls({"threshold": float(threshold)}, {"w": w_sum, "w2": w2_sum, "n": n})
 
     def _merge_data(self, other: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: self.data[k] + other[k] for k in ("w", "w2", "n")}
@@ -169,39 +169,53 @@ class BinaryScoreState(State):
     ) -> BinaryScoreState:
         """Keep one batch of 0/1 labels and scores in [0, 1]."""
         y = np.asarray(y_true).astype(np.int8, copy=False)
+        # unit weights are stored as an empty array: 8 bytes a row saved
+        w = np.zeros(0) if sample_weight is None else weights_or_ones(sample_weight, y.shape[0])
         return cls(
             {"ece_bins": int(ece_bins)},
-            {
-                "y_true": y,
-                "y_score": np.asarray(y_score, dtype=np.float64),
-                "w": weights_or_ones(sample_weight, y.shape[0]),
-            },
+            {"y_true": y, "y_score": np.asarray(y_score, dtype=np.float64), "w": w},
         )
 
     def _merge_data(self, other: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: np.concatenate([self.data[k], other[k]]) for k in self.data}
+        out = {k: np.concatenate([self.data[k], other[k]]) for k in ("y_true", "y_score")}
+        mine, theirs = self.data["w"], other["w"]
+        if mine.size == 0 and theirs.size == 0:
+            out["w"] = mine
+        else:  # one side weighted: spell out the other side's unit weights
+            n_mine, n_theirs = self.data["y_true"].size, other["y_true"].size
+            out["w"] = np.concatenate([mine if mine.size else np.ones(n_mine),
+                                       theirs if theirs.size else np.ones(n_theirs)])  # fmt: skip
+        return out
 
     def result(self, *, seed: int = 0, curves: bool = False) -> MetricSet:
         """Score metrics with 95% intervals; ``curves`` adds ROC and reliability points."""
-        y = self.data["y_true"].astype(np.float64)
+        y = self.data["y_true"]  # int8: no float copy of a column the size of the data
         s = self.data["y_score"]
-        w = self.data["w"]
+        weighted = self.data["w"].size > 0
+        # unit weights as a zero-stride view: no memory, same arithmetic
+        w = self.data["w"] if weighted else np.broadcast_to(np.float64(1.0), y.shape)
         out = MetricSet()
         out.counts["n"] = int(y.size)
         if y.size == 0:
             for name in ("roc_auc", "average_precision", "log_loss", "brier", "ece"):
                 out.undefined(name, "no rows")
             return out
-        p = np.clip(s, _EPS, 1 - _EPS)
-        q = np.clip(1 - s, _EPS, 1 - _EPS)
-        losses = -(y * np.log(p) + (1 - y) * np.log(q))
-        w_sum = float(w.sum())
-        out.set("log_loss", float(np.dot(w, losses) / w_sum), mean_interval(losses, w))
-        sq = (y - s) ** 2
-        out.set("brier", float(np.dot(w, sq) / w_sum), mean_interval(sq, w))
+
+        def log_loss(lo: int, hi: int) -> np.ndarray:
+            label = y[lo:hi]
+            p = np.clip(s[lo:hi], _EPS, 1 - _EPS)
+            q = np.clip(1 - s[lo:hi], _EPS, 1 - _EPS)
+            return -np.where(label == 1, np.log(p), np.log(q))
+
+        def brier(lo: int, hi: int) -> np.ndarray:
+            return (y[lo:hi] - s[lo:hi]) ** 2
+
+        for name, per_row in (("log_loss", log_loss), ("brier", brier)):
+            moments = WeightedMoments.of(per_row, w)
+            out.set(name, moments.mean, moments.interval())
         self._ece(out, y, s, w, seed)
 
-        groups = ScoreGroups.build(s, y, w)
+        groups = ScoreGroups.build(s, y, w if weighted else None)
         if groups.pos_total <= 0 or groups.neg_total <= 0:
             reason = "only one class present in y_true"
             out.undefined("roc_auc", reason)
@@ -227,7 +241,7 @@ class BinaryScoreState(State):
         seed: int,
     ) -> None:
         def statistic(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
-            sub = ScoreGroups.build(s[rows], y[rows], w[rows])
+            sub = ScoreGroups.build(s[rows], y[rows], w[rows], keep_rows=True)
             return sub.average_precision_replicates(counts)
 
         ap = groups.average_precision()
@@ -237,16 +251,20 @@ class BinaryScoreState(State):
     def _ece(self, out: MetricSet, y: np.ndarray, s: np.ndarray, w: np.ndarray, seed: int) -> None:
         k = self.params["ece_bins"]
         inner = np.linspace(0.0, 1.0, k + 1)[1:-1]
-        bins = np.searchsorted(inner, s)
-        w_bin = np.bincount(bins, weights=w, minlength=k)
-        y_bin = np.bincount(bins, weights=w * y, minlength=k)
-        s_bin = np.bincount(bins, weights=w * s, minlength=k)
+        w_bin, y_bin, s_bin = np.zeros(k), np.zeros(k), np.zeros(k)
+        for lo in range(0, s.size, _CHUNK):  # bounded temporaries on long windows
+            part = slice(lo, lo + _CHUNK)
+            bins_part = np.searchsorted(inner, s[part])
+            w_bin += np.bincount(bins_part, weights=w[part], minlength=k)
+            y_bin += np.bincount(bins_part, weights=w[part] * y[part], minlength=k)
+            s_bin += np.bincount(bins_part, weights=w[part] * s[part], minlength=k)
         ece = _ece_from_sums(w_bin[None], y_bin[None], s_bin[None])[0]
 
         def statistic(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
             replicates = counts.shape[0]
             # one bincount over (replicate, bin) cells for all replicates at once
-            cell = (np.arange(replicates)[:, None] * k + bins[rows][None, :]).ravel()
+            bins = np.searchsorted(inner, s[rows])
+            cell = (np.arange(replicates)[:, None] * k + bins[None, :]).ravel()
             weight = counts * w[rows]
 
             def per_bin(values: np.ndarray) -> np.ndarray:

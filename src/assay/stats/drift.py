@@ -222,28 +222,31 @@ def ks_statistic_sorted(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> f
     return d
 
 
-def wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> float:
+def wasserstein_sorted(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 19) -> float:
     """Wasserstein-1 distance of two sorted samples: the area between quantile functions.
 
-    The quantile functions step at ``i / n_a`` and ``j / n_b``; on the integer grid of
-    ``1 / (n_a n_b)`` both are read off by integer division, so no merge of values is needed.
+    The quantile functions step at ``i / n_a`` and ``j / n_b``. On the integer grid of
+    ``1 / (n_a n_b)`` both are read off by integer division, so no merge of values is
+    needed; the grid is walked in slices of ``chunk`` steps of ``a`` (bounded temporaries).
     """
     n1, n2 = a.size, b.size
     if n1 == n2:
-        step = 1 << 20
         total = sum(
-            float(np.abs(a[i : i + step] - b[i : i + step]).sum()) for i in range(0, n1, step)
+            float(np.abs(a[i : i + chunk] - b[i : i + chunk]).sum()) for i in range(0, n1, chunk)
         )
         return total / n1
-    i = np.arange(n1, dtype=np.int64)
-    j = np.arange(n2, dtype=np.int64)
-    # merge the two arithmetic grids i*n2 and j*n1 by computing each point's rank
-    grid = np.empty(n1 + n2, dtype=np.int64)
-    grid[i + (i * n2 + n1 - 1) // n1] = i * n2  # i + #{j : j*n1 < i*n2}
-    grid[j + (j * n1) // n2 + 1] = j * n1  # j + #{i : i*n2 <= j*n1}
-    widths = np.diff(grid, append=np.int64(n1) * n2)
-    gaps = np.abs(a[grid // n2] - b[grid // n1])
-    return float(np.dot(gaps, widths) / (float(n1) * n2))
+    total = 0.0
+    end = np.int64(n1) * n2
+    for i0 in range(0, n1, chunk):
+        i1 = min(i0 + chunk, n1)
+        # grid points of a in [i0*n2, i1*n2), and those of b: j*n1 in the same range
+        j0, j1 = -(-i0 * n2 // n1), -(-i1 * n2 // n1)
+        grid = np.concatenate([np.arange(i0, i1, dtype=np.int64) * n2,
+                               np.arange(j0, j1, dtype=np.int64) * n1])  # fmt: skip
+        grid.sort()
+        widths = np.diff(grid, append=np.int64(i1) * n2 if i1 < n1 else end)
+        total += float(np.dot(np.abs(a[grid // n2] - b[grid // n1]), widths))
+    return total / (float(n1) * n2)
 
 
 def numeric_drift(reference: NumericSampleState, current: NumericSampleState) -> dict[str, Any]:
@@ -251,8 +254,8 @@ def numeric_drift(reference: NumericSampleState, current: NumericSampleState) ->
     out: dict[str, Any] = {
         "type": "numeric",
         "null_share": {
-            "reference": reference.result()["null_share"],
-            "current": current.result()["null_share"],
+            "reference": _share(reference.null_count, reference.count + reference.null_count),
+            "current": _share(current.null_count, current.count + current.null_count),
         },
         "rows": {"reference": reference.count, "current": current.count},
     }

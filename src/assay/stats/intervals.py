@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm
@@ -42,6 +43,51 @@ def effective_n(weight_sum: float, weight_sq_sum: float) -> float:
     return 0.0 if weight_sq_sum <= 0 else weight_sum * weight_sum / weight_sq_sum
 
 
+@dataclass(frozen=True)
+class WeightedMoments:
+    """Σw, Σw·x, Σw·x² and Σw² of a per-row quantity: its mean and normal interval.
+
+    >>> m = WeightedMoments.of(lambda lo, hi: np.arange(1.0, 5.0)[lo:hi], np.ones(4))
+    >>> m.mean, tuple(round(v, 3) for v in m.interval())
+    (2.5, (1.235, 3.765))
+    """
+
+    w: float
+    wx: float
+    wx2: float
+    w2: float
+
+    @classmethod
+    def of(
+        cls, values: Callable[[int, int], np.ndarray], weights: np.ndarray, chunk: int = 1 << 20
+    ) -> WeightedMoments:
+        """Accumulate ``values(lo, hi)`` (rows lo..hi) in chunks: bounded temporaries."""
+        w = wx = wx2 = 0.0
+        for lo in range(0, weights.size, chunk):
+            hi = min(lo + chunk, weights.size)
+            x = values(lo, hi)
+            weighted = weights[lo:hi] * x
+            w += float(weights[lo:hi].sum())
+            wx += float(weighted.sum())
+            wx2 += float(np.dot(weighted, x))
+        return cls(w, wx, wx2, float(np.dot(weights, weights)))
+
+    @property
+    def mean(self) -> float:
+        """The weighted mean (nan without weight)."""
+        return self.wx / self.w if self.w > 0 else float("nan")
+
+    def interval(self, confidence: float = CONFIDENCE) -> Interval | None:
+        """Normal interval of the mean with the Kish effective sample size."""
+        n_eff = effective_n(self.w, self.w2)
+        if self.w <= 0 or n_eff <= 1:
+            return None
+        var = max(self.wx2 / self.w - self.mean**2, 0.0)
+        se = np.sqrt(var / (n_eff - 1))
+        z = z_value(confidence)
+        return (float(self.mean - z * se), float(self.mean + z * se))
+
+
 def mean_interval(
     values: np.ndarray, weights: np.ndarray, confidence: float = CONFIDENCE
 ) -> Interval | None:
@@ -51,18 +97,9 @@ def mean_interval(
     >>> round(lo, 3), round(hi, 3)
     (1.235, 3.765)
     """
-    w_sum = float(weights.sum())
-    if w_sum <= 0 or values.size < 2:
+    if values.size < 2:
         return None
-    weighted = weights * values
-    mean = float(weighted.sum() / w_sum)
-    var = max(float(np.dot(weighted, values) / w_sum) - mean * mean, 0.0)
-    n_eff = effective_n(w_sum, float(np.dot(weights, weights)))
-    if n_eff <= 1:
-        return None
-    se = np.sqrt(var * n_eff / (n_eff - 1) / n_eff)
-    z = z_value(confidence)
-    return (float(mean - z * se), float(mean + z * se))
+    return WeightedMoments.of(lambda lo, hi: values[lo:hi], weights).interval(confidence)
 
 
 def little_bootstrap_interval(

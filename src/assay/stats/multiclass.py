@@ -199,7 +199,9 @@ class MulticlassProbaState(State):
         def macro_auc(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
             reps = []
             for c in range(k):
-                g = ScoreGroups.build(proba[rows, c], (t[rows] == c).astype(np.float64), w[rows])
+                g = ScoreGroups.build(
+                    proba[rows, c], (t[rows] == c).astype(np.float64), w[rows], keep_rows=True
+                )
                 reps.append(g.auc_replicates(counts))
             return np.mean(reps, axis=0)
 

@@ -18,63 +18,110 @@ import numpy as np
 class ScoreGroups:
     """Positive and negative weight per distinct score, in ascending score order."""
 
-    order: np.ndarray  # row order that sorts the scores ascending
-    ends: np.ndarray  # position (in sorted order) of the last row of each tie group
-    pos: np.ndarray  # positive weight per group
-    neg: np.ndarray  # negative weight per group
-    pos_below: np.ndarray  # positive weight of all lower groups
-    neg_below: np.ndarray  # negative weight of all lower groups
+    order: np.ndarray  # row order that sorts the scores ascending (only with keep_rows)
+    ends: np.ndarray  # sorted position of each tie group's last row (only with keep_rows)
+    cpos: np.ndarray  # positive weight of this group and all lower ones
+    cneg: np.ndarray  # negative weight of this group and all lower ones
     pos_w2: float  # Σw² over positives (for the effective count)
     neg_w2: float
-    row_weight: np.ndarray  # weights in sorted order
-    row_label: np.ndarray  # labels (0/1) in sorted order
+    row_weight: np.ndarray  # weights in sorted order (only with keep_rows)
+    row_label: np.ndarray  # labels (0/1) in sorted order (only with keep_rows)
+
+    # Only the two cumulative arrays are kept (one float a group each); the per-group and
+    # "below" arrays are derived on use, which keeps long windows' memory down.
+    @property
+    def pos(self) -> np.ndarray:
+        """Positive weight per group."""
+        return np.diff(self.cpos, prepend=0.0)
+
+    @property
+    def neg(self) -> np.ndarray:
+        """Negative weight per group."""
+        return np.diff(self.cneg, prepend=0.0)
+
+    @property
+    def pos_below(self) -> np.ndarray:
+        """Positive weight of all lower groups."""
+        return np.concatenate(([0.0], self.cpos[:-1]))
+
+    @property
+    def neg_below(self) -> np.ndarray:
+        """Negative weight of all lower groups."""
+        return np.concatenate(([0.0], self.cneg[:-1]))
 
     @property
     def pos_total(self) -> float:
         """Total positive weight."""
-        return float(self.pos_below[-1] + self.pos[-1]) if self.pos.size else 0.0
+        return float(self.cpos[-1]) if self.cpos.size else 0.0
 
     @property
     def neg_total(self) -> float:
         """Total negative weight."""
-        return float(self.neg_below[-1] + self.neg[-1]) if self.neg.size else 0.0
+        return float(self.cneg[-1]) if self.cneg.size else 0.0
 
     @classmethod
-    def build(cls, y_score: np.ndarray, y_true: np.ndarray, weight: np.ndarray) -> ScoreGroups:
-        """Sort once and sum weights per tie group (vectorised)."""
-        order = np.argsort(y_score, kind="stable")
+    def build(
+        cls,
+        y_score: np.ndarray,
+        y_true: np.ndarray,
+        weight: np.ndarray | None,
+        *,
+        keep_rows: bool = False,
+    ) -> ScoreGroups:
+        """Sort once and sum weights per tie group (vectorised); ``None`` = unit weights.
+
+        ``keep_rows`` keeps the per-row weights and labels in sorted order, which the
+        bootstrap replicates need; without it only per-group arrays are kept.
+        """
+        if weight is None and not keep_rows:
+            return cls._build_unweighted(y_score, y_true)
+        if weight is None:
+            weight = np.ones(y_score.shape[0])
+        order = np.argsort(y_score)  # tie order is irrelevant: ties are summed per group
         s = y_score[order]
-        ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if s.size else np.zeros(0, int)
+        ends = np.flatnonzero(np.append(s[1:] != s[:-1], True)) if s.size else np.zeros(0, int)
+        del s
         row_weight = weight[order]
         row_label = y_true[order]
-        pos_row = row_weight * row_label
-        neg_row = row_weight - pos_row
-        cpos = np.cumsum(pos_row)[ends]
-        cneg = np.cumsum(neg_row)[ends]
-        pos = np.diff(cpos, prepend=0.0)
-        neg = np.diff(cneg, prepend=0.0)
-        w2 = row_weight * row_weight
+        cpos = np.cumsum(row_weight * row_label)[ends]
+        cneg = np.cumsum(row_weight)[ends] - cpos
+        w2_total = float(np.dot(row_weight, row_weight))
+        pos_w2 = float(np.dot(row_weight * row_weight, row_label))
         return cls(
-            order=order,
-            ends=ends,
-            pos=pos,
-            neg=neg,
-            pos_below=cpos - pos,
-            neg_below=cneg - neg,
-            pos_w2=float(np.dot(w2, row_label)),
-            neg_w2=float(np.dot(w2, 1.0 - row_label)),
-            row_weight=row_weight,
-            row_label=row_label,
+            order=order if keep_rows else np.zeros(0, np.int64),
+            ends=ends if keep_rows else np.zeros(0, np.int64),
+            cpos=cpos,
+            cneg=cneg,
+            pos_w2=pos_w2,
+            neg_w2=w2_total - pos_w2,
+            row_weight=row_weight if keep_rows else np.zeros(0),
+            row_label=row_label if keep_rows else np.zeros(0),
         )
+
+    @classmethod
+    def _build_unweighted(cls, y_score: np.ndarray, y_true: np.ndarray) -> ScoreGroups:
+        order = np.argsort(y_score)
+        s = y_score[order]
+        ends = np.flatnonzero(np.append(s[1:] != s[:-1], True)) if s.size else np.zeros(0, int)
+        del s
+        cpos = np.cumsum(y_true[order], dtype=np.float64)[ends]
+        del order
+        cneg = (ends + 1.0) - cpos
+        del ends
+        big_p = float(cpos[-1]) if cpos.size else 0.0
+        empty = np.zeros(0)
+        return cls(order=empty.astype(np.int64), ends=empty.astype(np.int64), cpos=cpos,
+                   cneg=cneg, pos_w2=big_p, neg_w2=float(y_score.shape[0]) - big_p,
+                   row_weight=empty, row_label=empty)  # fmt: skip
 
     def average_precision(self) -> float:
         """Σ over thresholds (descending) of Δrecall × precision, as scikit-learn."""
         big_p, big_n = self.pos_total, self.neg_total
-        tp = big_p - self.pos_below
-        fp = big_n - self.neg_below
-        predicted = tp + fp  # 0 only where every row at or above has weight 0
+        pos = self.pos
+        tp = big_p - self.cpos + pos  # positives at or above each threshold
+        predicted = tp + (big_n - self.cneg + self.neg)  # 0 only if all those rows weigh 0
         precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-        return float(np.sum(self.pos / big_p * precision))
+        return float(np.dot(pos, precision) / big_p)
 
     def average_precision_replicates(self, counts: np.ndarray) -> np.ndarray:
         """Average precision under each row of resampling ``counts`` (replicates, rows)."""
@@ -118,13 +165,14 @@ def auc_delong(groups: ScoreGroups, weight: np.ndarray) -> tuple[float, float]:
     effective (Kish) counts replace the class sizes.
     """
     big_p, big_n = groups.pos_total, groups.neg_total
-    v10 = (groups.neg_below + 0.5 * groups.neg) / big_n  # per positive in the group
-    auc = float(np.dot(groups.pos, v10) / big_p)
-    v01 = (big_p - groups.pos_below - 0.5 * groups.pos) / big_p  # per negative
+    pos, neg = groups.pos, groups.neg
+    v10 = (groups.cneg - 0.5 * neg) / big_n  # per positive: negatives below + half the ties
+    auc = float(np.dot(pos, v10) / big_p)
+    v01 = (big_p - groups.cpos + 0.5 * pos) / big_p  # per negative: positives above + half
     m_eff = big_p * big_p / groups.pos_w2
     n_eff = big_n * big_n / groups.neg_w2
-    ms10 = float(np.dot(groups.pos, (v10 - auc) ** 2) / big_p)
-    ms01 = float(np.dot(groups.neg, (v01 - auc) ** 2) / big_n)
+    ms10 = float(np.dot(pos, (v10 - auc) ** 2) / big_p)
+    ms01 = float(np.dot(neg, (v01 - auc) ** 2) / big_n)
     var = (ms10 / (m_eff - 1) if m_eff > 1 else np.inf) + (
         ms01 / (n_eff - 1) if n_eff > 1 else np.inf
     )
