@@ -30,6 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,12 +329,24 @@ RUNNERS: dict[str, Callable[[Path, Path], dict[str, Any]]] = {
 
 def _preload(name: str) -> None:
     """Import what a contender needs before the clock starts."""
-    modules = {
-        "baseline": ["scipy.spatial.distance", "scipy.stats", "sklearn.metrics"],
-        "assay": ["assay"],
-    }
+    modules = {"baseline": ["scipy.spatial.distance", "scipy.stats", "sklearn.metrics"]}
     for module in modules.get(name, []):
         importlib.import_module(module)
+    if name == "assay":  # ``import assay`` is lazy: load what ``assay.evaluate`` needs
+        _ = importlib.import_module("assay").evaluate
+
+
+def assay_digest() -> str:
+    """A short digest of the installed assay package's source, to tell engine versions apart."""
+    import hashlib
+
+    import assay
+
+    root = Path(assay.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _peak_rss_mib() -> float:
@@ -351,6 +364,8 @@ def run_only(name: str, rows: int, data_dir: Path, repeat: int) -> None:
         started = time.perf_counter()
         check = RUNNERS[name](ref, cur)
         times.append(time.perf_counter() - started)
+    if name == "assay":
+        check["source"] = assay_digest()
     line = {
         "name": name,
         "seconds": min(times),
@@ -494,12 +509,17 @@ def machine() -> str:
 
 
 RESULTS_HEADER = """\
-# Benchmark results: `assay.evaluate`
+# Benchmark results
 
-Produced by `python bench/evaluate.py --rows N --record` (see `bench/README.md`). Each section is
-one run: a reference and a current window of N rows each (16 numeric features, 4 categorical
-features, a 5-value segment column, score, prediction, binary target at ~5% prevalence; seeded),
-stored as Parquet, and three contenders timed on the same files, each in a fresh process:
+Sections are appended by the scripts in `bench/` when run with `--record` (see
+`bench/README.md`); each names its script and states the machine it ran on.
+
+## What the `evaluate` sections measure
+
+`python bench/evaluate.py --rows N --record`: a reference and a current window of N rows each
+(16 numeric features, 4 categorical features, a 5-value segment column, score, prediction,
+binary target at ~5% prevalence; seeded) stored as Parquet, and three contenders timed on the
+same files, each in a fresh process:
 
 * **floor**: read both files, all columns, with pyarrow, plus one numpy pass (`np.nansum`) over
   every numeric column. Nothing that reads the data can be much faster.
@@ -513,73 +533,82 @@ stored as Parquet, and three contenders timed on the same files, each in a fresh
 
 *seconds* is the best wall time of the repeats (files in the OS page cache), *× floor* is seconds
 divided by the floor's, *peak RSS* is `ru_maxrss` of the contender's process (interpreter and
-imports included).
+imports included). The load average shows whether other work shared the machine.
 
 Targets: at 1M rows, assay ≤ 2× floor and ≥ 5× faster than the baseline; at 10M rows, assay
 ≤ 2× floor with peak RSS ≤ 2 GiB.
 """
 
 
-def record(results: list[Measured], repeat: int, load: str) -> None:
+def record(results: list[Measured], repeat: int, load: tuple[str, str]) -> None:
     """Append a Markdown section for this run to RESULTS.md (created with a header)."""
     rows = results[0].rows
     by_name = {r.name: r for r in results}
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"## {stamp}: {rows:,} rows", "", f"Machine: {machine()}.", ""]
+    lines = [f"## {stamp}: evaluate, {rows:,} rows per window", "", f"Machine: {machine()}.", ""]
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "|".join(["---", *["---:"] * (len(HEADERS) - 1)]) + "|")
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(results)]
     speedup = by_name["baseline"].seconds / by_name["assay"].seconds
     lines += ["", f"assay vs baseline speed-up: **{speedup:.2f}×** (best of {repeat})."]
     runs = "; ".join(f"{r.name} " + " / ".join(f"{t:.2f}" for t in r.all_seconds) for r in results)
-    lines += ["", f"Every run (s): {runs}. Load average before the run: {load}."]
+    source = by_name["assay"].check.get("source", "unknown")
+    lines += ["", f"Every run (s): {runs}."]
+    lines += [f"Load average (1/5/15 min) before the run: {load[0]}; after: {load[1]}."]
+    lines += [f"assay source digest: `{source}` (sha256 of the package's .py files)."]
     checks = targets(rows, by_name)
     if checks:
         lines += ["", "Targets:", ""]
         lines += [f"- {'met' if ok else '**missed**'}: {text}" for text, ok in checks]
-    text = RESULTS.read_text() if RESULTS.exists() else RESULTS_HEADER
-    RESULTS.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+    section = "\n" + "\n".join(lines) + "\n"
+    if RESULTS.exists():  # append: other bench scripts record into the same file
+        with RESULTS.open("a") as out:
+            out.write(section)
+    else:
+        RESULTS.write_text(RESULTS_HEADER + section)
 
 
-class _SerialExecutor:
-    """Stands in for the engine's thread pool while profiling, so cProfile sees every call."""
+class _SerialExecutor(Executor):
+    """Stands in for assay's thread pools while profiling, so cProfile sees every call."""
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, **_: Any) -> None:
         del max_workers
 
-    def __enter__(self) -> _SerialExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, fn: Callable[[Any], Any], items: Any) -> Any:
-        return map(fn, items)
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:
+            future.set_exception(err)
+        return future
 
 
 def profile_assay(rows: int, data_dir: Path, top: int = 15) -> None:
     """Print the ``top`` cumulative and own-time entries of a cProfile of ``assay.evaluate``.
 
-    The engine's feature thread pool is replaced by a serial loop for the profile (cProfile
-    only sees the main thread), so the total is the single-threaded time.
+    cProfile sees only the main thread, so every ``ThreadPoolExecutor`` of the assay modules is
+    replaced by a serial one for the profile: its total is the single-threaded time. One
+    unprofiled warm-up run comes first.
     """
     import cProfile
     import pstats
 
-    from assay.engine import local
-
     ref, cur = window_paths(data_dir, rows)
     _preload("assay")
-    patched = hasattr(local, "ThreadPoolExecutor")
-    if patched:
-        original = local.ThreadPoolExecutor
-        local.ThreadPoolExecutor = _SerialExecutor  # type: ignore[assignment,misc]
+    run_assay(ref, cur)  # warm-up: lazy imports and first-touch memory stay out of the profile
+    patched = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] == "assay" and hasattr(module, "ThreadPoolExecutor")
+    ]
+    for module in patched:
+        module.ThreadPoolExecutor = _SerialExecutor  # type: ignore[attr-defined]
     profiler = cProfile.Profile()
     try:
         profiler.runcall(run_assay, ref, cur)
     finally:
-        if patched:
-            local.ThreadPoolExecutor = original  # type: ignore[misc]
+        for module in patched:
+            module.ThreadPoolExecutor = ThreadPoolExecutor  # type: ignore[attr-defined]
     stats = pstats.Stats(profiler).strip_dirs()
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
@@ -615,14 +644,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             profile_assay(rows, data_dir)
             continue
-        load = _load_average()
+        load_before = _load_average()
         results = [measure(name, rows, data_dir, repeat) for name in CONTENDERS]
+        load = (load_before, _load_average())
         print_table(results, repeat)
         print(
             "every run (s): "
             + "; ".join(f"{r.name} {[round(t, 3) for t in r.all_seconds]}" for r in results)
         )
-        print(f"load average before the run: {load}")
+        print(f"load average before the run: {load[0]}; after: {load[1]}")
+        print(f"assay source digest: {results[-1].check.get('source')}")
         if args.record:
             record(results, repeat, load)
             print(f"recorded in {RESULTS.relative_to(BENCH_DIR.parent)}")
