@@ -102,7 +102,7 @@ def production_stream(
     """
     rng = np.random.default_rng(seed)
     end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
+    start = (end - timedelta(days=days)).replace(hour=0)  # whole UTC days
     parts = []
     for day in range(days):
         window = _window(rng, per_day, drifted=day >= drift_day, start_id=day * per_day)
