@@ -285,7 +285,7 @@ class DuckDBStore:
     ) -> pa.Table:
         """Predictions joined with their labels in [start, end), ordered by time."""
         model_id, spec = self._model(tenant, model)
-        where, params = _range_filter("p.", version, start, end)
+        where, params = sql.range_filter("p.", version, start, end)
         return _arrow(self._con, sql.scan_sql(spec, model_id, where), params)
 
     # -- rollups -------------------------------------------------------------------------
@@ -346,7 +346,7 @@ class DuckDBStore:
     ) -> list[Rollup]:
         """Rollups of one segment column ("" = overall) for buckets in [start, end)."""
         model_id, _ = self._model(tenant, model)
-        where, params = _range_filter("", version, start, end, time_column="bucket")
+        where, params = sql.range_filter("", version, start, end, time_column="bucket")
         where = ["model_id = ?", "segment_column = ?", *where]
         rows = (
             self._cursor()
@@ -437,25 +437,3 @@ def _record_idempotency(
         [tenant, idem.key, idem.body_hash, json.dumps({**result.to_dict(), **idem.extra}),
          datetime.now(UTC)],
     )  # fmt: skip
-
-
-def _range_filter(
-    prefix: str,
-    version: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    time_column: str = "ts",
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if version is not None:
-        where.append(f"{prefix}version = ?")
-        params.append(version)
-    if start is not None:
-        where.append(f"{prefix}{time_column} >= ?")
-        params.append(start)
-    if end is not None:
-        where.append(f"{prefix}{time_column} < ?")
-        params.append(end)
-    return where, params

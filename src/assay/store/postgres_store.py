@@ -353,7 +353,7 @@ class PostgresStore:
     ) -> pa.Table:
         """Predictions joined with their labels in [start, end), ordered by time."""
         model_id, spec = self._model(tenant, model)
-        where, params = _range_filter("p.", version, start, end)
+        where, params = sql.range_filter("p.", version, start, end, placeholder="%s", moment=_utc)
         schema = _scan_schema(spec)
         select = [f"p.{phys}" for phys, _ in sql.physical_columns(spec)] + ["l.label", "l.ts"]
         select = [f"{c} AT TIME ZONE 'UTC'" if c.endswith(".ts") else c for c in select]
@@ -440,7 +440,9 @@ class PostgresStore:
     ) -> list[Rollup]:
         """Rollups of one segment column ("" = overall) for buckets in [start, end)."""
         model_id, _ = self._model(tenant, model)
-        where, params = _range_filter("", version, start, end, time_column="bucket")
+        where, params = sql.range_filter(
+            "", version, start, end, time_column="bucket", placeholder="%s", moment=_utc
+        )
         where = ["model_id = %s", "segment_column = %s", *where]
         rows = self._fetch(
             "SELECT version, bucket, segment_column, segment_value, n_rows, labeled, states "
@@ -532,25 +534,3 @@ def _scan_schema(spec: ModelSpec) -> pa.Schema:
     fields.append(pa.field("label", labels.field("label").type))
     fields.append(pa.field("label_timestamp", labels.field("timestamp").type))
     return pa.schema(fields)
-
-
-def _range_filter(
-    prefix: str,
-    version: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    time_column: str = "ts",
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if version is not None:
-        where.append(f"{prefix}version = %s")
-        params.append(version)
-    if start is not None:
-        where.append(f"{prefix}{time_column} >= %s")
-        params.append(_utc(start))
-    if end is not None:
-        where.append(f"{prefix}{time_column} < %s")
-        params.append(_utc(end))
-    return where, params

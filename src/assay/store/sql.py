@@ -7,6 +7,10 @@ A model's predictions live in their own table ``p_<model_id>`` with typed column
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
 from assay.store.model import ModelSpec
 
@@ -121,3 +125,28 @@ def scan_sql(spec: ModelSpec, model_id: int, where: list[str]) -> str:
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " ORDER BY p.ts, p.id"
+
+
+def range_filter(
+    prefix: str,
+    version: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    time_column: str = "ts",
+    placeholder: str = "?",
+    moment: Callable[[datetime], Any] = lambda t: t,
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and parameters for one version and the time range [start, end)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if version is not None:
+        where.append(f"{prefix}version = {placeholder}")
+        params.append(version)
+    if start is not None:
+        where.append(f"{prefix}{time_column} >= {placeholder}")
+        params.append(moment(start))
+    if end is not None:
+        where.append(f"{prefix}{time_column} < {placeholder}")
+        params.append(moment(end))
+    return where, params
