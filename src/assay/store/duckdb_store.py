@@ -216,14 +216,22 @@ class DuckDBStore:
         with self._transaction() as cur:
             cur.register("incoming", batch)
             try:
-                buckets = cur.execute(
+                row = cur.execute(
                     f"INSERT INTO {sql.prediction_table(model_id)} SELECT * FROM incoming "
-                    f"ON CONFLICT DO NOTHING RETURNING version, date_trunc('{sql.BUCKET}', ts)"
-                ).fetchall()
+                    "ON CONFLICT DO NOTHING"
+                ).fetchone()
+                accepted = int(row[0]) if row else 0
+                if accepted:  # the batch's hours (a re-sent event's hour costs one refresh)
+                    cur.execute(
+                        "INSERT INTO dirty_buckets "
+                        "SELECT ?, version, bucket, nextval('dirty_marks') FROM ("
+                        f"SELECT DISTINCT version, date_trunc('{sql.BUCKET}', ts) AS bucket "
+                        "FROM incoming) ON CONFLICT DO UPDATE SET mark = excluded.mark",
+                        [model_id],
+                    )
             finally:
                 cur.unregister("incoming")
-            _mark_dirty(cur, model_id, set(buckets))
-            result = AppendResult(accepted=len(buckets), duplicates=events.num_rows - len(buckets))
+            result = AppendResult(accepted=accepted, duplicates=events.num_rows - accepted)
             _record_idempotency(cur, tenant, idempotency, result)
         return result
 
