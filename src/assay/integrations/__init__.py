@@ -1,0 +1,1 @@
+"""Integrations with the systems around Assay (Alertmanager, webhooks, Prometheus, Grafana)."""

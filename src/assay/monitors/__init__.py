@@ -1,0 +1,1 @@
+"""Monitors: rules over window evaluations, the alert lifecycle, and the schedule."""

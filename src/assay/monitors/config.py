@@ -1,0 +1,145 @@
+"""``assay.yaml``: models, windows and monitors, validated at start.
+
+An error names the key path and the fix, for example
+``models[0].monitors[2].condition.op: must be one of <, <=, >, >=``.
+
+>>> cfg = MonitoringConfig.model_validate({"models": [{"name": "fraud", "tenant": "acme",
+...     "monitors": [{"name": "auc", "kind": "metric", "metric": "roc_auc",
+...                   "condition": {"op": "<", "value": 0.8}}]}]})
+>>> cfg.models[0].monitors[0].severity, cfg.models[0].windows[0].size
+('warning', '1d')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assay.errors import ConfigError
+
+Op = Literal["<", "<=", ">", ">="]
+DURATION_PATTERN = r"^\d+(s|m|h|d|w)$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """When a monitor's value is bad.
+
+    ``absolute``: ``value op threshold``. ``relative``: a drop (or rise) of more than
+    ``change_pct`` percent against ``compare_to`` (the reference window or the previous
+    window). ``statistical``: the whole 95% interval is on the bad side of the threshold
+    (for ``<``: the interval's upper bound is below it), so noise alone does not page.
+    """
+
+    type: Literal["absolute", "relative", "statistical"] = "absolute"
+    op: Op = "<"
+    value: float | None = None
+    compare_to: Literal["reference", "previous"] | None = None
+    change_pct: float | None = Field(None, gt=0)
+
+
+class Window(_Strict):
+    """An evaluation window: tumbling (aligned to UTC) or sliding (ending now)."""
+
+    size: str = Field("1d", pattern=r"^\d+[hdw]$")
+    kind: Literal["tumbling", "sliding"] = "tumbling"
+
+
+class Monitor(_Strict):
+    """One rule, its severity, and how its alert behaves."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    kind: Literal["metric", "drift", "data_quality", "latency", "error_rate"]
+    metric: str | None = Field(None, description="metric name, drift effect or quality check")
+    feature: str | None = Field(None, description="drift/data quality: one feature; '*' = all")
+    condition: Condition = Field(default_factory=Condition)
+    window: str = Field("1d", pattern=r"^\d+[hdw]$")
+    segment: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    for_: str = Field("0s", alias="for", pattern=DURATION_PATTERN)
+    resolve_hysteresis: float = Field(0.0, ge=0.0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelMonitoring(_Strict):
+    """The monitoring of one registered model."""
+
+    name: str
+    tenant: str
+    windows: list[Window] = Field(default_factory=lambda: [Window()])
+    min_rows: int = Field(100, ge=0)
+    min_label_completeness: float = Field(0.0, ge=0.0, le=1.0)
+    expected_rows_per_window: int | None = Field(None, ge=0)
+    monitors: list[Monitor] = Field(default_factory=list)
+
+
+class AlertmanagerSink(_Strict):
+    """Alertmanager v2 API."""
+
+    url: str
+    resend_interval: str = Field("5m", pattern=DURATION_PATTERN)
+
+
+class WebhookSink(_Strict):
+    """A generic JSON webhook, optionally signed (HMAC-SHA256 of the body)."""
+
+    url: str
+    secret_env: str | None = Field(None, description="environment variable holding the secret")
+
+
+class Sinks(_Strict):
+    """Where notifications go."""
+
+    alertmanager: AlertmanagerSink | None = None
+    webhook: WebhookSink | None = None
+    console: bool = False
+
+
+class MonitoringConfig(_Strict):
+    """The whole ``assay.yaml`` (the ``server:`` section is read by ``assay serve``)."""
+
+    server: dict[str, Any] = Field(default_factory=dict)
+    models: list[ModelMonitoring] = Field(default_factory=list)
+    sinks: Sinks = Field(default_factory=Sinks)
+    schedule_interval: str = Field("60s", pattern=DURATION_PATTERN)
+
+
+def load_config(path: str | Path) -> MonitoringConfig:
+    """Read and validate ``assay.yaml``; errors name the key path and the problem."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {str(path)!r}: {err}", field="config") from err
+    try:
+        return MonitoringConfig.model_validate(document)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(
+            ".[", "["
+        )
+        raise ConfigError(f"{where}: {first['msg']}", field=where,
+                          hint="see examples/assay.yaml") from err  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30s``, ``5m``, ``2h``, ``1d``, ``1w``.
+
+    >>> parse_duration("5m"), parse_duration("2h")
+    (300.0, 7200.0)
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        return float(int(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"{text!r} is not a duration such as 30s, 5m or 2h",
+                          field="duration") from err  # fmt: skip
