@@ -33,9 +33,10 @@ from assay.cli.admin import audit_app, keys_app  # noqa: E402
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
-from assay.cli.serve import serve  # noqa: E402
+from assay.cli.serve import run_monitors, serve  # noqa: E402
 
 app.command()(serve)
+app.command("run-monitors")(run_monitors)
 from assay.cli.ingest import ingest  # noqa: E402
 
 app.command()(ingest)

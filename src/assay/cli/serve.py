@@ -49,6 +49,11 @@ def serve(
     from assay.cli.main import user_errors
 
     with user_errors():
+        monitoring = None
+        if config is not None:
+            from assay.monitors.config import load_config
+
+            monitoring = load_config(config)
         settings = load_server_config(config)
         directory = Path(
             data_dir or os.environ.get("ASSAY_DATA_DIR") or settings.get("data_dir")
@@ -56,12 +61,26 @@ def serve(
         )  # fmt: skip
         url = store or os.environ.get("ASSAY_STORE") or settings.get("store")
         app = build_app(directory, url, settings, metrics_public)
+        scheduler = dispatcher = None
+        if monitoring is not None and monitoring.models:
+            from assay.monitors.wiring import build_scheduler
+
+            scheduler, dispatcher = build_scheduler(
+                app.state.store, monitoring, directory, telemetry=app.state.telemetry
+            )
+            app.state.scheduler = scheduler
     import uvicorn
 
     typer.echo(f"assay {app.version} serving on http://{host}:{port} (data: {directory})")
+    if scheduler is not None:
+        scheduler.start()
+        typer.echo(f"monitoring {len(monitoring.models)} model(s)")  # type: ignore[union-attr]
     try:
         uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
-    finally:  # after a graceful stop: checkpoint and release the stores
+    finally:  # after a graceful stop: finish deliveries, checkpoint and release the stores
+        if scheduler is not None:
+            scheduler.stop()
+            dispatcher.close()  # type: ignore[union-attr]
         app.state.store.close()
         app.state.control.close()
 
@@ -88,3 +107,51 @@ def build_app(directory: Path, url: str | None, settings: dict[str, Any],
     data_store = open_store(directory, url)
     control = open_control_store(url if url else directory)
     return create_app(data_store, control, options)
+
+
+def run_monitors(
+    config: Annotated[Path, typer.Option(help="assay.yaml with models, monitors and sinks.")],
+    once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (env ASSAY_DATA_DIR).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="postgresql://... URL (env ASSAY_STORE); default DuckDB.")
+    ] = None,
+) -> None:
+    """Evaluate every monitor's windows and send the alerts (for cron, Airflow, Prefect).
+
+    On the embedded DuckDB store run it while no `assay serve` holds the data directory
+    (the server runs the same schedule itself when started with --config).
+    """
+    from assay.cli.main import user_errors
+    from assay.monitors.config import load_config
+    from assay.monitors.wiring import build_scheduler
+    from assay.store import open_store
+
+    with user_errors():
+        cfg = load_config(config)
+        directory = Path(
+            data_dir or os.environ.get("ASSAY_DATA_DIR") or cfg.server.get("data_dir")
+            or DEFAULT_DATA_DIR
+        )  # fmt: skip
+        url = store or os.environ.get("ASSAY_STORE") or cfg.server.get("store")
+        data_store = open_store(directory, url)
+        scheduler, dispatcher = build_scheduler(data_store, cfg, directory)
+        try:
+            if once:
+                notes = scheduler.run_once()
+                typer.echo(f"{len(notes)} notification(s); "
+                           f"{len(scheduler.active())} alert(s) pending or firing")  # fmt: skip
+                for model, error in scheduler.last_errors.items():
+                    typer.echo(f"warning: {model}: {error}", err=True)
+            else:
+                scheduler.start()
+                typer.echo("running monitors; Ctrl-C to stop")
+                try:
+                    scheduler.wait()
+                except KeyboardInterrupt:
+                    scheduler.stop()
+        finally:
+            dispatcher.close()
+            data_store.close()
