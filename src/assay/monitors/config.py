@@ -15,11 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assay.errors import ConfigError
 
 Op = Literal["<", "<=", ">", ">="]
+DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein_normed", "drifted")
+QUALITY_METRICS = ("null_rate", "unseen_share", "volume", "out_of_range")
 DURATION_PATTERN = r"^\d+(s|m|h|d|w)$"
 
 
@@ -41,6 +43,14 @@ class Condition(_Strict):
     value: float | None = None
     compare_to: Literal["reference", "previous"] | None = None
     change_pct: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Condition:
+        if self.type == "relative" and (self.compare_to is None or self.change_pct is None):
+            raise ValueError(
+                "a relative condition needs compare_to (reference or previous) and change_pct"
+            )
+        return self
 
 
 class Window(_Strict):
@@ -67,6 +77,25 @@ class Monitor(_Strict):
     annotations: dict[str, str] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Monitor:
+        kind, metric, cond = self.kind, self.metric, self.condition
+        if kind == "metric" and not metric:
+            raise ValueError("metric: a metric monitor names its metric, e.g. roc_auc")
+        if kind == "drift" and metric is not None and metric not in DRIFT_METRICS:
+            raise ValueError(
+                f"metric: a drift monitor's metric is one of {', '.join(DRIFT_METRICS)}"
+            )
+        if kind == "data_quality" and metric not in QUALITY_METRICS:
+            raise ValueError(f"metric: a data_quality check is one of {', '.join(QUALITY_METRICS)}")
+        if cond.type == "statistical" and kind != "metric":
+            raise ValueError("condition.type: statistical conditions need a metric's interval")
+        if self.segment is not None and not (kind == "metric" or metric == "volume"):
+            raise ValueError("segment: only metric and volume monitors can be segmented")
+        if cond.type != "relative" and cond.value is None and metric != "drifted":
+            raise ValueError("condition.value: an absolute or statistical condition needs a value")
+        return self
 
 
 class ModelMonitoring(_Strict):

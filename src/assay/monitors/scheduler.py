@@ -80,7 +80,9 @@ class MonitorScheduler:
                                                   window=size, segment=segment)  # fmt: skip
                         self.on_evaluation(model.tenant, model.name, result)
                         scoped = model.model_copy(update={"monitors": monitors})
-                        signals.extend(evaluate_all(scoped, {size: result["windows"]}, None))
+                        signals.extend(
+                            evaluate_all(scoped, {size: result["windows"]}, None, now=now)
+                        )
                     self.last_errors.pop(model.name, None)
                 except AssayError as err:  # a missing model must not stop the others
                     self.last_errors[model.name] = str(err)
