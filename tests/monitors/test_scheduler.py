@@ -98,3 +98,59 @@ def test_a_missing_model_is_reported_not_fatal(store: DuckDBStore, tmp_path: Pat
     notes = scheduler.run_once()
     assert [n.labels["model"] for n in notes] == ["fraud"]
     assert "ghost" in scheduler.last_errors
+
+
+def _write_config(path: Path, tenant: str = "acme") -> Path:
+    import yaml
+
+    config = {"models": [{**CONFIG["models"][0], "tenant": tenant}], "sinks": {"console": True}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_run_monitors_once_from_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from assay.cli.main import app
+
+    data = tmp_path / "data"
+    store = DuckDBStore(data)
+    store.register_model("acme", SPEC)
+    for day in range(3):
+        _day(store, day, good=day < 2)
+    store.close()
+    config = _write_config(tmp_path / "assay.yaml")
+    runner = CliRunner()
+    result = runner.invoke(app, ["run-monitors", "--once", "--config", str(config),
+                                 "--data-dir", str(data)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # the latest closed day (day 2, ranked backwards) is judged now: one alert fires
+    assert "1 notification(s); 1 alert(s) pending or firing" in result.output
+    assert "auc-floor" in result.output  # the console sink's line
+    again = runner.invoke(app, ["run-monitors", "--once", "--config", str(config),
+                                "--data-dir", str(data)])  # fmt: skip
+    assert "0 notification(s); 1 alert(s) pending or firing" in again.output  # state kept
+
+
+def test_alerts_route_shows_the_tenants_own_alerts(store: DuckDBStore, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from assay.control import open_control_store
+    from assay.server.app import create_app
+
+    for day in range(3):
+        _day(store, day, good=day < 2)
+    control = open_control_store(tmp_path / "control")
+    _, mine = control.create_key("acme", "read", actor="test")
+    _, theirs = control.create_key("other", "read", actor="test")
+    app = create_app(store, control)
+    clock = [DAY0 + timedelta(days=3, minutes=30)]
+    app.state.scheduler = _scheduler(store, tmp_path, clock, [])
+    app.state.scheduler.run_once()
+    client = TestClient(app)
+    seen = client.get("/v1/alerts", headers={"Authorization": f"Bearer {mine}"}).json()
+    assert [a["labels"]["monitor"] for a in seen["alerts"]] == ["auc-floor"]
+    assert seen["alerts"][0]["state"] == "firing"
+    other = client.get("/v1/alerts", headers={"Authorization": f"Bearer {theirs}"}).json()
+    assert other == {"alerts": []}
+    control.close()

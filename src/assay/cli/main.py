@@ -40,6 +40,9 @@ app.command("run-monitors")(run_monitors)
 from assay.cli.ingest import ingest  # noqa: E402
 
 app.command()(ingest)
+from assay.cli.monitoring import monitoring_commands  # noqa: E402
+
+monitoring_commands(app)
 
 EXIT_USAGE = 2
 

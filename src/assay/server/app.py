@@ -265,6 +265,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         result = await writer.submit(lambda: evaluations.evaluate_windows(
             store, who.tenant, model, version=version, start=start, end=end, window=window,
             segment=segment))  # fmt: skip
+        telemetry.record_evaluation(who.tenant, model, result)
         await audit(who, "evaluation.run", model, {
             "version": version, "start": start, "end": end, "window": window,
             "segment": segment, "windows": len(result["windows"]),
@@ -273,7 +274,8 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
 
     @app.get("/v1/alerts", tags=["alerts"])
     def alerts(who: Reader) -> dict[str, Any]:
-        return {"alerts": []}
+        scheduler = getattr(app.state, "scheduler", None)  # set by `assay serve --config`
+        return {"alerts": [] if scheduler is None else scheduler.active(who.tenant)}
 
     return app
 

@@ -2,6 +2,24 @@
 
 Each scrape renders the series of one tenant (the key's) or of all tenants (a public
 ``/metrics``), so one tenant never sees another's model names.
+
+Besides the ingest counters, :meth:`Telemetry.record_evaluation` keeps the latest
+evaluated window of each model as gauges:
+
+- ``assay_model_metric{tenant,model,version,segment,window,metric}``: the point estimate;
+  its 95% interval is in ``assay_model_metric_lower`` and ``assay_model_metric_upper``
+  (same labels; separate series so Grafana can fill the band and a rule can compare a
+  bound with a threshold).
+- ``assay_feature_drift{tenant,model,window,feature,statistic}``: ``psi``,
+  ``jensen_shannon``, ``wasserstein_normed`` and ``drifted`` (1 or 0).
+- ``assay_label_completeness{tenant,model,version,segment,window}`` and
+  ``assay_window_rows{tenant,model,version,segment,window}``.
+
+``version`` is ``""`` for an evaluation over all versions; ``segment`` is ``""`` for the
+whole window and ``column=value`` (``channel=web``) for a segment. A value that becomes
+undefined (``None``) removes its series. The series of one tenant are capped
+(``max_series_per_tenant``); a new series beyond the cap is dropped and counted in
+``assay_series_dropped_total{tenant}``.
 """
 
 from __future__ import annotations
@@ -9,7 +27,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -20,12 +39,98 @@ from prometheus_client.core import (
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DEFAULT_MAX_SERIES_PER_TENANT = 10_000
+DRIFT_STATISTICS = ("psi", "jensen_shannon", "wasserstein_normed", "drifted")
+
+# gauge family -> (help text, label names after ``tenant``)
+_METRIC_LABELS = ("model", "version", "segment", "window", "metric")
+_WINDOW_LABELS = ("model", "version", "segment", "window")
+GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "assay_model_metric": ("Latest evaluated window: metric estimate", _METRIC_LABELS),
+    "assay_model_metric_lower": ("Latest evaluated window: 95% interval lower bound",
+                                 _METRIC_LABELS),
+    "assay_model_metric_upper": ("Latest evaluated window: 95% interval upper bound",
+                                 _METRIC_LABELS),
+    "assay_feature_drift": ("Latest evaluated window: drift against the reference",
+                            ("model", "window", "feature", "statistic")),
+    "assay_label_completeness": ("Latest evaluated window: share of rows with a label",
+                                 _WINDOW_LABELS),
+    "assay_window_rows": ("Latest evaluated window: prediction rows", _WINDOW_LABELS),
+}  # fmt: skip
+
+SeriesKey = tuple[str, tuple[str, ...]]  # (family, label values after the tenant)
+
+
+def evaluation_series(model: str, evaluation: Mapping[str, Any]) -> dict[SeriesKey, float | None]:
+    """The gauge values of the latest window of an evaluation (``None``: undefined).
+
+    >>> ev = {"window": "1d", "version": None, "segment": None, "windows": [
+    ...     {"rows": 10, "label_completeness": 0.5, "metrics": {"auc": 0.9,
+    ...      "auc_ci": [0.8, 0.95]}, "drift": {"x": {"psi": 0.3, "drifted": True}}}]}
+    >>> for key, value in sorted(evaluation_series("m", ev).items()):
+    ...     print(key[0], key[1], value)
+    assay_feature_drift ('m', '1d', 'x', 'drifted') 1.0
+    assay_feature_drift ('m', '1d', 'x', 'psi') 0.3
+    assay_label_completeness ('m', '', '', '1d') 0.5
+    assay_model_metric ('m', '', '', '1d', 'auc') 0.9
+    assay_model_metric_lower ('m', '', '', '1d', 'auc') 0.8
+    assay_model_metric_upper ('m', '', '', '1d', 'auc') 0.95
+    assay_window_rows ('m', '', '', '1d') 10.0
+    """
+    windows = evaluation.get("windows") or []
+    if not windows:
+        return {}
+    latest = windows[-1]
+    size = str(evaluation.get("window") or "")
+    version = str(evaluation.get("version") or latest.get("version") or "")
+    out: dict[SeriesKey, float | None] = {}
+
+    def summary(segment: str, part: Mapping[str, Any]) -> None:
+        where = (model, version, segment, size)
+        out[("assay_window_rows", where)] = _number(part.get("rows"))
+        out[("assay_label_completeness", where)] = _number(part.get("label_completeness"))
+        metrics = part.get("metrics") or {}
+        for name, value in metrics.items():
+            if name.endswith("_ci") or isinstance(value, bool):
+                continue
+            if not isinstance(value, int | float | None):
+                continue  # not a scalar metric (a matrix, a per-class table, ...)
+            labels = (*where, name)
+            out[("assay_model_metric", labels)] = _number(value)
+            ci = metrics.get(f"{name}_ci")
+            bounds = ci if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
+            out[("assay_model_metric_lower", labels)] = _number(bounds[0])
+            out[("assay_model_metric_upper", labels)] = _number(bounds[1])
+
+    summary("", latest)
+    column = evaluation.get("segment")
+    for value, part in (latest.get("segments") or {}).items():
+        summary(f"{column}={value}" if column else str(value), part)
+    for feature, result in (latest.get("drift") or {}).items():
+        if not isinstance(result, Mapping):
+            continue
+        for statistic in DRIFT_STATISTICS:
+            if statistic in result:
+                key = ("assay_feature_drift", (model, size, str(feature), statistic))
+                out[key] = _number(result[statistic])
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
 
 
 class Telemetry:
     """Counters of ingested events and batch latencies, keyed by tenant."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_series_per_tenant: int = DEFAULT_MAX_SERIES_PER_TENANT) -> None:
+        self.max_series_per_tenant = max_series_per_tenant
+        self.gauges: dict[str, dict[SeriesKey, float]] = {}  # tenant -> series -> value
+        self.dropped: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self.events: dict[tuple[str, str, str, str], float] = defaultdict(float)
         self.batches: dict[tuple[str, str, str, str], float] = defaultdict(float)
@@ -48,6 +153,23 @@ class Telemetry:
             counts = self.latency.setdefault((tenant, kind), [0.0] * (len(LATENCY_BUCKETS) + 2))
             counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
             counts[-1] += seconds
+
+    def record_evaluation(self, tenant: str, model: str, evaluation: Mapping[str, Any]) -> None:
+        """Keep the latest window of ``evaluation`` (``evaluate_windows``' dict) as gauges.
+
+        A series already present is updated; an undefined value removes its series; a
+        new series beyond ``max_series_per_tenant`` is dropped and counted.
+        """
+        series = evaluation_series(model, evaluation)
+        with self._lock:
+            mine = self.gauges.setdefault(tenant, {})
+            for key, value in series.items():
+                if value is None:
+                    mine.pop(key, None)
+                elif key in mine or len(mine) < self.max_series_per_tenant:
+                    mine[key] = value
+                else:
+                    self.dropped[tenant] += 1
 
     def render(self, tenant: str | None) -> bytes:
         """Exposition text of ``tenant``'s series (all tenants when ``None``)."""
@@ -97,4 +219,18 @@ class _Snapshot:
                 latency.add_metric([tenant, kind], cumulative, counts[-1])
             depth = GaugeMetricFamily("assay_write_queue_depth", "Batches waiting to be written")
             depth.add_metric([], t.queue_depth)
-        yield from (events, batches, latency, depth)
+            gauges = {
+                name: GaugeMetricFamily(name, text, labels=["tenant", *labels])
+                for name, (text, labels) in GAUGES.items()
+            }
+            dropped = CounterMetricFamily(
+                "assay_series_dropped", "Evaluation series not kept: the tenant's cap was reached",
+                labels=["tenant"],
+            )  # fmt: skip
+            for tenant, series in t.gauges.items():
+                if not self._mine(tenant):
+                    continue
+                for (name, labels), value in series.items():
+                    gauges[name].add_metric([tenant, *labels], value)
+                dropped.add_metric([tenant], t.dropped.get(tenant, 0.0))
+        yield from (events, batches, latency, depth, *gauges.values(), dropped)

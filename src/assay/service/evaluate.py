@@ -102,6 +102,7 @@ def evaluate(
     prediction_drift: dict[str, dict[str, Any]] = {}
     # metrics and drift share one pool: numpy and Arrow release the GIL
     with ThreadPoolExecutor(max_workers=local.default_threads()) as pool:
+
         def all_metrics() -> dict[str, Any]:
             # one job, so the two windows' full-length temporaries never coexist
             metrics = local.evaluate_metrics(spec, cur_cols, curves=True)
