@@ -53,10 +53,12 @@ def main() -> int:
     assay = str(Path(sys.executable).with_name("assay"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    config = _demo_config(args.out, data_dir)
     server = subprocess.Popen(
-        [assay, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        [assay, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
+         "--config", str(config)],
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         _wait_ready(url, server)
         console.print(f"[bold]assay serve[/bold] is up on {url} (embedded DuckDB store)")
@@ -72,7 +74,8 @@ def main() -> int:
             replay(http, console, args.days, args.per_day)
             report = _check(http.get("/v1/models/fraud/evaluations",
                                      params={"window": "1d", "segment": "channel"}))  # fmt: skip
-        print_days(report, console)
+            print_days(report, console)
+            print_alerts(_wait_for_alerts(http), console)
     finally:
         _stop(server)
     return 0
@@ -131,6 +134,47 @@ def print_days(report: dict[str, Any], console: Console) -> None:
         "Recent days are partly labeled: their labels arrive three days later. "
         "Drift appears from the drift day on; ROC AUC on the partner channel drops."
     )
+
+
+def print_alerts(alerts: list[dict[str, Any]], console: Console) -> None:
+    """The alerts the server's monitor schedule raised (examples/assay.yaml's monitors)."""
+    table = Table(title="GET /v1/alerts (monitors of examples/assay.yaml)", title_justify="left")
+    for column in ("state", "severity", "monitor", "on", "summary"):
+        table.add_column(column)
+    for alert in alerts:
+        labels = alert["labels"]
+        where = labels.get("feature") or labels.get("segment") or labels.get("window", "")
+        table.add_row(alert["state"], labels.get("severity", ""), labels.get("monitor", ""),
+                      where, alert["annotations"].get("summary", ""))  # fmt: skip
+    console.print(table)
+    console.print("Performance monitors wait for labels (min_label_completeness), so the last "
+                  "days, still unlabelled, are judged on drift and volume only.")  # fmt: skip
+
+
+def _wait_for_alerts(http: httpx.Client, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Poll until the schedule's next pass has judged the replayed windows."""
+    deadline = time.monotonic() + timeout
+    alerts: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        alerts = _check(http.get("/v1/alerts"))["alerts"]
+        if any(a["state"] == "firing" for a in alerts):
+            break
+        time.sleep(0.5)
+    return alerts
+
+
+def _demo_config(out: Path, data_dir: Path) -> Path:
+    """examples/assay.yaml, with a schedule pass every 2 seconds for the demo."""
+    import yaml
+
+    example = Path(__file__).with_name("assay.yaml")
+    config = yaml.safe_load(example.read_text())
+    config["schedule_interval"] = "2s"
+    config["server"]["data_dir"] = str(data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "assay.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def _metric(metrics: dict[str, Any], name: str) -> str:
