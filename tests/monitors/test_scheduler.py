@@ -154,3 +154,24 @@ def test_alerts_route_shows_the_tenants_own_alerts(store: DuckDBStore, tmp_path:
     other = client.get("/v1/alerts", headers={"Authorization": f"Bearer {theirs}"}).json()
     assert other == {"alerts": []}
     control.close()
+
+
+def test_relative_to_reference_uses_the_references_own_metrics(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    from assay.service.evaluations import evaluate_windows, reference_from_range
+
+    for day in range(3):
+        _day(store, day, good=day < 2)
+    # days 0-1 are perfectly ranked: the reference's roc_auc is 1 (hand-worked)
+    reference_from_range(store, "acme", "fraud", start=DAY0, end=DAY0 + timedelta(days=2))
+    result = evaluate_windows(store, "acme", "fraud", window="1d")
+    assert result["reference_metrics"]["roc_auc"] == pytest.approx(1.0)
+    config = {"models": [{**CONFIG["models"][0], "monitors": [{
+        "name": "auc-drop", "kind": "metric", "metric": "roc_auc", "window": "1d",
+        "condition": {"type": "relative", "op": "<", "compare_to": "reference",
+                      "change_pct": 10}}]}]}  # fmt: skip
+    scheduler = MonitorScheduler(store, MonitoringConfig.model_validate(config), tmp_path,
+                                 clock=lambda: DAY0 + timedelta(days=3, hours=1))  # fmt: skip
+    [note] = scheduler.run_once()  # day 2's roc_auc 0 is more than 10% below 1
+    assert note.status == "firing" and note.labels["monitor"] == "auc-drop"

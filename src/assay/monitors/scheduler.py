@@ -81,7 +81,12 @@ class MonitorScheduler:
                         self.on_evaluation(model.tenant, model.name, result)
                         scoped = model.model_copy(update={"monitors": monitors})
                         signals.extend(
-                            evaluate_all(scoped, {size: result["windows"]}, None, now=now)
+                            evaluate_all(
+                                scoped,
+                                {size: result["windows"]},
+                                result.get("reference_metrics"),
+                                now=now,
+                            )
                         )
                     self.last_errors.pop(model.name, None)
                 except AssayError as err:  # a missing model must not stop the others

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from assay.engine import local
 from assay.errors import InputError
-from assay.service.rollups import BUCKET, merge_all, pack, refresh, unpack
+from assay.service.rollups import BUCKET, merge_all, pack, refresh, states_of, unpack
 from assay.stats import DriftRule, State
 from assay.store.base import FEATURE_PREFIX, Rollup, Store
 from assay.store.model import ModelSpec
@@ -110,6 +110,7 @@ def evaluate_windows(
         "version": version,
         "segment": segment,
         "reference": reference is not None,
+        "reference_metrics": reference_metrics(reference, seed),
         "drift_rule": rule.describe() if reference is not None else None,
         "windows": windows,
     }
@@ -184,12 +185,30 @@ def reference_from_table(spec: ModelSpec, table: pa.Table) -> dict[str, State]:
     return states
 
 
+def reference_metrics(reference: dict[str, State] | None, seed: int = 0) -> dict[str, Any] | None:
+    """The reference's own metrics, when it was made from labelled stored predictions."""
+    if reference is None:
+        return None
+    states = [s for name, s in sorted(reference.items()) if name.startswith("metric:")]
+    return local.finish(states, seed=seed) if states else None
+
+
 def save_reference(
-    store: Store, tenant: str, model: str, table: pa.Table, meta: dict[str, Any]
+    store: Store,
+    tenant: str,
+    model: str,
+    table: pa.Table,
+    meta: dict[str, Any],
+    *,
+    with_metrics: bool = False,
 ) -> dict[str, Any]:
-    """Store the reference built from ``table``; returns its description."""
+    """Store the reference built from ``table``; returns its description.
+
+    ``with_metrics`` (a scan of stored predictions with their labels) also keeps the
+    reference's metric states, which relative-to-reference monitors compare against.
+    """
     spec = store.get_model(tenant, model)
-    states = reference_from_table(spec, table)
+    states = states_of(spec, table) if with_metrics else reference_from_table(spec, table)
     info = {**meta, "rows": table.num_rows, "created_at": _iso(datetime.now(UTC))}
     store.save_reference(tenant, model, pack(states), info)
     return info
@@ -208,7 +227,7 @@ def reference_from_range(
         raise InputError("no stored predictions in that time range", field="start")
     meta = {"source": "stored predictions", "start": _iso(start), "end": _iso(end),
             "version": version}  # fmt: skip
-    return save_reference(store, tenant, model, rows, meta)
+    return save_reference(store, tenant, model, rows, meta, with_metrics=True)
 
 
 def load_reference_states(store: Store, tenant: str, model: str) -> dict[str, State] | None:
