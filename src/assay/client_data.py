@@ -27,7 +27,7 @@ from assay.errors import InputError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
-BASE_FIELDS = ("id", "version", "timestamp", "score", "prediction")
+BASE_FIELDS = ("id", "version", "timestamp", "score", "prediction", "latency_ms", "error")
 PREDICTION_KEYS = frozenset({*BASE_FIELDS, "features", "segments"})
 LABEL_KEYS = frozenset({"id", "label", "timestamp"})
 FEATURE_PREFIX, SEGMENT_PREFIX = "feature.", "segment."
@@ -52,8 +52,8 @@ def check_events(events: list[Any], kind: Kind, offset: int = 0) -> None:
     Traceback (most recent call last):
     ...
     assay.errors.InputError: event 0 has unknown key 'amount' (predictions events have \
-the keys ['features', 'id', 'prediction', 'score', 'segments', 'timestamp', 'version']; \
-features and segments go in their own dicts)
+the keys ['error', 'features', 'id', 'latency_ms', 'prediction', 'score', 'segments', 'timestamp', \
+'version']; features and segments go in their own dicts)
     """
     allowed = PREDICTION_KEYS if kind == "predictions" else LABEL_KEYS
     for i, event in enumerate(events):
@@ -258,6 +258,8 @@ def table_from_events(
             "timestamp": "timestamp",
             "score": "number",
             "prediction": "string" if multiclass else "prediction",
+            "latency_ms": "number",
+            "error": "number",  # JSON true/false: such a batch is sent as JSON
         }
         for name in BASE_FIELDS:
             if any(name in e for e in events):

@@ -31,7 +31,7 @@ def test_example_loads() -> None:
     assert (fraud.name, fraud.tenant) == ("fraud", "demo")
     assert [w.size for w in fraud.windows] == ["1h", "1d"]
     kinds = {m.kind for m in fraud.monitors}
-    assert kinds == {"metric", "drift", "data_quality"}
+    assert kinds == {"metric", "drift", "data_quality", "latency", "error_rate"}
     types = {m.condition.type for m in fraud.monitors}
     assert types == {"absolute", "relative", "statistical"}
     assert {m.condition.compare_to for m in fraud.monitors} >= {"reference", "previous"}

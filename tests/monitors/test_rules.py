@@ -416,18 +416,39 @@ def test_volume_per_segment() -> None:
     assert got == {"channel=web": False, "channel=partner": False, "channel=app": True}
 
 
-def test_out_of_range_latency_and_error_rate_are_not_judged() -> None:
+def test_out_of_range_and_unreported_latency_and_errors_are_not_judged() -> None:
     cond = Condition(op=">", value=1.0)
     for kind, metric, text in [
         ("data_quality", "out_of_range", "value ranges"),
         ("latency", None, "latency_ms"),
-        ("error_rate", None, "error flag"),
+        ("error_rate", None, "error"),
     ]:
         mon = Monitor(name="x", kind=kind, metric=metric, condition=cond)  # type: ignore[arg-type]
         [signal] = judge(mon, window())
         assert signal.breached is None
         assert signal.recovered is False
         assert text in signal.summary
+
+
+@pytest.mark.parametrize(
+    ("kind", "metric_name", "threshold", "breached"),
+    [
+        ("latency", None, 250.0, True),  # p95 300 ms > 250
+        ("latency", "p50", 250.0, False),  # p50 120 ms
+        ("latency", "p99", 400.0, True),  # p99 480 ms > 400
+        ("error_rate", None, 0.01, True),  # 2% > 1%
+        ("error_rate", None, 0.05, False),
+    ],
+)
+def test_latency_and_error_rate_read_the_windows_operations(
+    kind: str, metric_name: str | None, threshold: float, breached: bool
+) -> None:
+    ops = {"latency_p50_ms": 120.0, "latency_p95_ms": 300.0, "latency_p99_ms": 480.0,
+           "error_rate": 0.02}  # fmt: skip
+    mon = Monitor(name="ops", kind=kind, metric=metric_name,  # type: ignore[arg-type]
+                  condition=Condition(op=">", value=threshold))  # fmt: skip
+    signal = one(mon, window(operations=ops))
+    assert signal.breached is breached
 
 
 # -- labels and annotations -------------------------------------------------------------

@@ -48,16 +48,19 @@ SCAN_TYPES = {
         ("id", pa.string()), ("version", pa.string()), ("timestamp", TS),
         ("score", pa.float64()), ("prediction", pa.float64()),
         ("feature.amount", pa.float64()), ("feature.country", pa.string()),
-        ("segment.channel", pa.string()), ("label", pa.float64()), ("label_timestamp", TS),
+        ("segment.channel", pa.string()), ("latency_ms", pa.float64()), ("error", pa.float64()),
+        ("label", pa.float64()), ("label_timestamp", TS),
     ],
     "zoo": [
         ("id", pa.string()), ("version", pa.string()), ("timestamp", TS),
         ("score", pa.float64()), ("prediction", pa.string()), ("feature.size", pa.float64()),
+        ("latency_ms", pa.float64()), ("error", pa.float64()),
         ("label", pa.string()), ("label_timestamp", TS),
     ],
     "price": [
         ("id", pa.string()), ("version", pa.string()), ("timestamp", TS),
         ("score", pa.float64()), ("prediction", pa.float64()),
+        ("latency_ms", pa.float64()), ("error", pa.float64()),
         ("label", pa.float64()), ("label_timestamp", TS),
     ],
 }  # fmt: skip
@@ -177,7 +180,7 @@ def test_scan_returns_every_column_exactly(store: Any) -> None:
     batch = predictions(
         BINARY,
         row("p1", at(30), score=0.25, prediction=0.0, feature__amount=12.5,
-            feature__country="DE", segment__channel="web"),
+            feature__country="DE", segment__channel="web", latency_ms=17.25, error=1.0),
         row("p2", at(5) + US, feature__country="", segment__channel="NULL"),
         row("p0", at(5) + US, score=0.1 + 0.2, prediction=1.0, feature__amount=-1e300,
             feature__country=odd, segment__channel=""),
@@ -195,8 +198,8 @@ def test_scan_returns_every_column_exactly(store: Any) -> None:
             feature__amount=-1e300, feature__country=odd, segment__channel=""),
         row("p2", at(5) + US, feature__country="", segment__channel="NULL"),
         row("p1", at(30), score=0.25, prediction=0.0, feature__amount=12.5,
-            feature__country="DE", segment__channel="web", label=1.0,
-            label_timestamp=at(200)),
+            feature__country="DE", segment__channel="web", latency_ms=17.25, error=1.0,
+            label=1.0, label_timestamp=at(200)),
         row("p3", at(59), score=5e-324, feature__amount=123456789.12345679, version="v2"),
     )  # fmt: skip
 
@@ -237,7 +240,7 @@ def test_column_names_with_quotes_and_percent_signs(store: Any) -> None:
     table = store.scan("acme", "odd")
     assert table.column_names == [
         "id", "version", "timestamp", "score", "prediction", 'feature.say "hi"', "feature.50%",
-        "segment.it's", "label", "label_timestamp",
+        "segment.it's", "latency_ms", "error", "label", "label_timestamp",
     ]  # fmt: skip
     assert table.to_pylist()[0]['feature.say "hi"'] == 2.0
     assert table.to_pylist()[0]["segment.it's"] == "s"

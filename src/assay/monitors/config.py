@@ -87,6 +87,8 @@ class Monitor(_Strict):
             raise ValueError(
                 f"metric: a drift monitor's metric is one of {', '.join(DRIFT_METRICS)}"
             )
+        if kind == "latency" and metric not in (None, "p50", "p95", "p99"):
+            raise ValueError("metric: a latency monitor reads p50, p95 or p99 (default p95)")
         if kind == "data_quality" and metric not in QUALITY_METRICS:
             raise ValueError(f"metric: a data_quality check is one of {', '.join(QUALITY_METRICS)}")
         if cond.type == "statistical" and kind != "metric":

@@ -21,8 +21,9 @@ What each kind of monitor reads:
   volume is what it detects). Null and unseen shares come with the drift statistics, so
   they need a stored reference. ``out_of_range`` is not computable from a window
   evaluation (it carries no value ranges) and is reported as not judged.
-- ``latency`` / ``error_rate``: events carry no ``latency_ms`` or error flag yet, so these
-  are reported as not judged (``breached`` None) rather than invented.
+- ``latency``: the window's ``p50``, ``p95`` (default) or ``p99`` of the events'
+  ``latency_ms``; ``error_rate``: the share of events with ``error: true``. Windows where no
+  event reported them are not judged.
 
 Hysteresis: a breached signal is ``recovered`` only once its value is on the good side of
 the threshold by at least ``resolve_hysteresis`` (for ``< 0.80`` with 0.01: breached below
@@ -196,9 +197,8 @@ def _entities(
 ) -> list[_Entity]:
     kind = monitor.kind
     if kind in ("latency", "error_rate"):
-        field = "latency_ms" if kind == "latency" else "an error flag"
-        reason = f"events carry no {field} yet, so {kind} cannot be computed"
-        return [_Entity({}, "", _Reading(None, reason=reason), None)]
+        previous_reading = _opt(_operations_of, model, monitor, previous)
+        return [_Entity({}, "", _operations(monitor, window), previous_reading)]
     if monitor.segment is not None:
         return _segment_entities(model, monitor, window, previous)
     if kind == "metric":
@@ -267,6 +267,25 @@ def _metric(model: ModelMonitoring, monitor: Monitor, group: dict[str, Any]) -> 
         return _Reading(None, reason=f"{name} is undefined: {why}")
     ci = metrics.get(f"{name}_ci")
     return _Reading(float(value), None if ci is None else (float(ci[0]), float(ci[1])))
+
+
+def _operations(monitor: Monitor, group: dict[str, Any]) -> _Reading:
+    """``latency`` (metric p50, p95 or p99; p95 by default, in ms) or ``error_rate``."""
+    ops = group.get("operations") or {}
+    if monitor.kind == "latency":
+        quantile = monitor.metric or "p95"
+        value = ops.get(f"latency_{quantile}_ms")
+        field = "latency_ms"
+    else:
+        value = ops.get("error_rate")
+        field = "error"
+    if value is None:
+        return _Reading(None, reason=f"no event in the window carries {field}")
+    return _Reading(float(value))
+
+
+def _operations_of(model: ModelMonitoring, monitor: Monitor, group: dict[str, Any]) -> _Reading:
+    return _operations(monitor, group)
 
 
 def _volume(model: ModelMonitoring, group: dict[str, Any]) -> _Reading:

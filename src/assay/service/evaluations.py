@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
+import numpy as np
 import pyarrow as pa
 
 from assay.engine import local
@@ -138,7 +139,31 @@ def _summary(spec: ModelSpec, rollups: list[Rollup], seed: int) -> dict[str, Any
         "labeled": labeled,
         "label_completeness": labeled / rows if rows else None,
         "metrics": local.finish(metric_states, seed=seed) if metric_states else {},
+        "operations": operations(states),
     }
+
+
+def operations(states: dict[str, State]) -> dict[str, Any]:
+    """Latency quantiles and error rate of the serving calls that reported them.
+
+    >>> from assay.stats import NumericSampleState
+    >>> ops = operations({"ops:latency": NumericSampleState.from_batch(np.arange(1.0, 101.0)),
+    ...                   "ops:error": NumericSampleState.from_batch(np.array([0.0, 1, 0, 0]))})
+    >>> ops["latency_p50_ms"], ops["latency_p95_ms"], ops["error_rate"]
+    (50.5, 95.05, 0.25)
+    """
+    out: dict[str, Any] = {"latency_count": 0, "error_count": 0, "error_rate": None}
+    out.update({f"latency_{q}_ms": None for q in ("p50", "p95", "p99")})
+    latency, error = states.get("ops:latency"), states.get("ops:error")
+    if latency is not None and latency.data["values"].size:
+        values = latency.data["values"]
+        p50, p95, p99 = np.quantile(values, [0.5, 0.95, 0.99])
+        out.update(latency_count=int(values.size), latency_p50_ms=float(p50),
+                   latency_p95_ms=float(p95), latency_p99_ms=float(p99))  # fmt: skip
+    if error is not None and error.data["values"].size:
+        flags = error.data["values"]
+        out.update(error_count=int(flags.size), error_rate=float(flags.mean()))
+    return out
 
 
 def drift_against(

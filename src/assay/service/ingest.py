@@ -32,6 +32,7 @@ from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, empty_prediction_ta
 from assay.store.model import ModelSpec
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+_EVENT_FIELDS = ("id", "version", "timestamp", "score", "prediction", "latency_ms", "error")
 MAX_PROBLEMS_LISTED = 100
 
 
@@ -137,6 +138,8 @@ def predictions_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) ->
         "timestamp": [e.get("timestamp") for e in rows],
         "score": [e.get("score") for e in rows],
         "prediction": [e.get("prediction") for e in rows],
+        "latency_ms": [e.get("latency_ms") for e in rows],
+        "error": [e.get("error") for e in rows],
     }
     for name in spec.features:
         raw[FEATURE_PREFIX + name] = [f.get(name) for f in features]
@@ -229,9 +232,9 @@ def predictions_from_arrow(spec: ModelSpec, table: pa.Table, limits: IngestLimit
     """
     problems = _Problems(table.num_rows)
     names = set(table.column_names)
-    allowed = {"id", "version", "timestamp", "score", "prediction"}
+    allowed = set(_EVENT_FIELDS)
     raw: dict[str, Any] = {}
-    for col in ("id", "version", "timestamp", "score", "prediction"):
+    for col in _EVENT_FIELDS:
         raw[col] = table.column(col) if col in names else pa.nulls(table.num_rows)
     for prefix, declared in ((FEATURE_PREFIX, spec.features), (SEGMENT_PREFIX, spec.segments)):
         for name in declared:
@@ -284,6 +287,12 @@ def _finish_predictions(
         problems.add_mask(~np.isnan(s) & ((s < 0) | (s > 1)), "score", "must be in [0, 1]")
         problems.add_mask(_non_finite(score), "score", "must be a finite number")
     columns["prediction"] = _prediction(spec, raw["prediction"], problems)
+    latency = _floats(raw["latency_ms"], "latency_ms", problems)
+    lat = latency.to_numpy(zero_copy_only=False)
+    problems.add_mask(~np.isnan(lat) & ((lat < 0) | ~np.isfinite(lat)), "latency_ms",
+                      "must be a finite number of milliseconds >= 0")  # fmt: skip
+    columns["latency_ms"] = latency
+    columns["error"] = _error_flags(raw["error"], problems)
     coerced = 0
     for name, kind in spec.features.items():
         key = FEATURE_PREFIX + name
@@ -433,6 +442,17 @@ def _prediction(spec: ModelSpec, values: Any, problems: _Problems) -> pa.Array:
         problems.add_mask(~np.isnan(p) & (p != 0) & (p != 1), "prediction", "must be 0 or 1")
     else:
         problems.add_mask(_non_finite(array), "prediction", "must be a finite number")
+    return array
+
+
+def _error_flags(values: Any, problems: _Problems) -> pa.Array:
+    """The serving call's error flag: true/false (or 1/0) as 1.0/0.0, null when absent."""
+    if isinstance(values, list):
+        values = [float(v) if isinstance(v, bool) else v for v in values]
+    array = _floats(values, "error", problems)
+    flags = array.to_numpy(zero_copy_only=False)
+    problems.add_mask(~np.isnan(flags) & (flags != 0) & (flags != 1), "error",
+                      "must be true or false")  # fmt: skip
     return array
 
 

@@ -80,6 +80,9 @@ def states_of(spec: ModelSpec, rows: pa.Table) -> dict[str, State]:
         states["output:score" if spec.task == "binary" else "output:prediction"] = feature_state(
             "score", "numeric", rows.column("score" if spec.task == "binary" else "prediction")
         )
+    if "latency_ms" in rows.column_names:  # the serving calls' latency and errors
+        states["ops:latency"] = feature_state("latency_ms", "numeric", rows.column("latency_ms"))
+        states["ops:error"] = feature_state("error", "numeric", rows.column("error"))
     labeled = rows.filter(pc.is_valid(rows.column("label")))
     cols = _labeled_columns(spec, labeled)
     if cols is not None:

@@ -7,8 +7,9 @@ PostgreSQL (several server replicas).
 Canonical prediction columns: ``id`` (string), ``version`` (string), ``timestamp``
 (timestamp[us, UTC]), ``score`` (float64, nullable), ``prediction`` (float64 for binary and
 regression, string for multiclass; nullable), then ``feature.<name>`` (float64 or string)
-and ``segment.<name>`` (string). Label columns: ``id``, ``label`` (float64 or string),
-``timestamp``.
+and ``segment.<name>`` (string), then the serving call's ``latency_ms`` and ``error``
+(1.0 for a failed call; both nullable). Label columns: ``id``, ``label`` (float64 or
+string), ``timestamp``.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def empty_prediction_table(spec: ModelSpec) -> pa.Schema:
             pa.field(FEATURE_PREFIX + name, pa.float64() if kind == "numeric" else pa.string())
         )
     fields.extend(pa.field(SEGMENT_PREFIX + s, pa.string()) for s in spec.segments)
+    fields += [pa.field("latency_ms", pa.float64()), pa.field("error", pa.float64())]
     return pa.schema(fields)
 
 

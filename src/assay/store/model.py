@@ -63,7 +63,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ModelSpec:
-        core = {"id", "version", "timestamp", "score", "prediction", "label"}
+        core = {"id", "version", "timestamp", "score", "prediction", "label", "latency_ms", "error"}
         clash = (set(self.features) & set(self.segments)) | (
             (set(self.features) | set(self.segments)) & core
         )

@@ -87,6 +87,7 @@ def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR"
     for i, kind in enumerate(spec.features.values()):
         columns.append(f"f_{i} {'DOUBLE PRECISION' if kind == 'numeric' else text}")
     columns.extend(f"s_{i} {text}" for i in range(len(spec.segments)))
+    columns += ["latency_ms DOUBLE PRECISION", "error DOUBLE PRECISION"]
     columns.append("received_at TIMESTAMPTZ NOT NULL")
     return [
         f"CREATE TABLE IF NOT EXISTS {prediction_table(model_id)} ({', '.join(columns)})",
@@ -106,6 +107,7 @@ def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
              ("prediction", "prediction")]  # fmt: skip
     pairs += [(f"f_{i}", FEATURE_PREFIX + n) for i, n in enumerate(spec.features)]
     pairs += [(f"s_{i}", SEGMENT_PREFIX + n) for i, n in enumerate(spec.segments)]
+    pairs += [("latency_ms", "latency_ms"), ("error", "error")]
     return pairs
 
 
