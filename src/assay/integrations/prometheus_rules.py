@@ -13,9 +13,11 @@ Prometheus can express:
   ``psi``) against the threshold, or ``drifted == 1`` without a threshold; ``feature``
   ``'*'`` means every feature, none means the model's output.
 - ``data_quality`` ``volume`` monitors: ``assay_window_rows`` (all versions).
+- ``latency`` / ``error_rate`` monitors: ``assay_serving_latency_ms`` (by ``quantile``)
+  and ``assay_serving_error_rate`` (all versions, the whole window).
 
 Monitors without a Prometheus equivalent (relative to the reference, other data-quality
-checks, latency, error rate) are listed by :func:`unsupported_monitors`.
+checks) are listed by :func:`unsupported_monitors`.
 
 >>> from assay.monitors.config import MonitoringConfig
 >>> cfg = MonitoringConfig.model_validate({"models": [{"name": "fraud", "tenant": "acme",
@@ -115,6 +117,17 @@ statistic="psi"} > 0.2
             return f"{flag} == 1"
         series = selector("assay_feature_drift", **base, feature=feature, statistic=statistic)
         return f"{series} {cond.op} {_number(cond.value)}"
+    if (
+        monitor.kind in ("latency", "error_rate")
+        and cond.type == "absolute"
+        and (cond.value is not None)
+    ):
+        where = {**base, "segment": "", "version": ""}
+        if monitor.kind == "latency":
+            series = selector("assay_serving_latency_ms", **where, quantile=monitor.metric or "p95")
+        else:
+            series = selector("assay_serving_error_rate", **where)
+        return f"{series} {cond.op} {_number(cond.value)}"
     if monitor.kind == "data_quality" and cond.type == "absolute" and cond.value is not None:
         if monitor.metric != "volume":  # null rate, unseen share, ...: not exposed as gauges
             return None
@@ -209,9 +222,9 @@ def unsupported_monitors(config: MonitoringConfig) -> list[str]:
 
     >>> from assay.monitors.config import MonitoringConfig
     >>> unsupported_monitors(MonitoringConfig.model_validate({"models": [{"name": "m",
-    ...     "tenant": "t", "monitors": [{"name": "lat", "kind": "latency",
-    ...     "condition": {"op": ">", "value": 500}}]}]}))
-    ['m/lat']
+    ...     "tenant": "t", "monitors": [{"name": "nulls", "kind": "data_quality",
+    ...     "metric": "null_rate", "feature": "x", "condition": {"op": ">", "value": 0.1}}]}]}))
+    ['m/nulls']
     """
     return [f"{model.name}/{m.name}" for model in config.models for m in model.monitors
             if monitor_expr(model, m) is None]  # fmt: skip

@@ -56,6 +56,10 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "assay_label_completeness": ("Latest evaluated window: share of rows with a label",
                                  _WINDOW_LABELS),
     "assay_window_rows": ("Latest evaluated window: prediction rows", _WINDOW_LABELS),
+    "assay_serving_latency_ms": ("Latest evaluated window: serving latency quantile (ms)",
+                                 (*_WINDOW_LABELS, "quantile")),
+    "assay_serving_error_rate": ("Latest evaluated window: share of failed serving calls",
+                                 _WINDOW_LABELS),
 }  # fmt: skip
 
 SeriesKey = tuple[str, tuple[str, ...]]  # (family, label values after the tenant)
@@ -89,6 +93,12 @@ def evaluation_series(model: str, evaluation: Mapping[str, Any]) -> dict[SeriesK
         where = (model, version, segment, size)
         out[("assay_window_rows", where)] = _number(part.get("rows"))
         out[("assay_label_completeness", where)] = _number(part.get("label_completeness"))
+        if "operations" in part:  # latency and errors of the serving calls
+            ops = part["operations"] or {}
+            for quantile in ("p50", "p95", "p99"):
+                key = ("assay_serving_latency_ms", (*where, quantile))
+                out[key] = _number(ops.get(f"latency_{quantile}_ms"))
+            out[("assay_serving_error_rate", where)] = _number(ops.get("error_rate"))
         metrics = part.get("metrics") or {}
         for name, value in metrics.items():
             if name.endswith("_ci") or isinstance(value, bool):
