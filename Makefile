@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out demo-output
-	$(BIN)/python examples/demo_service.py --out demo-output
+	$(BIN)/python examples/demo_service.py --out demo-output $(if $(ALERTMANAGER),--alertmanager $(ALERTMANAGER))
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -46,6 +46,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("demo-output"))
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--per-day", type=int, default=4000)
+    parser.add_argument("--alertmanager", metavar="URL",
+                        help="also deliver the alerts to this Alertmanager")  # fmt: skip
     args = parser.parse_args()
     console = Console(width=120)
     data_dir = args.out / "assay-data"
@@ -53,7 +55,7 @@ def main() -> int:
     assay = str(Path(sys.executable).with_name("assay"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    config = _demo_config(args.out, data_dir)
+    config = _demo_config(args.out, data_dir, args.alertmanager)
     server = subprocess.Popen(
         [assay, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
          "--config", str(config)],
@@ -163,13 +165,15 @@ def _wait_for_alerts(http: httpx.Client, timeout: float = 20.0) -> list[dict[str
     return alerts
 
 
-def _demo_config(out: Path, data_dir: Path) -> Path:
+def _demo_config(out: Path, data_dir: Path, alertmanager: str | None) -> Path:
     """examples/assay.yaml, with a schedule pass every 2 seconds for the demo."""
     import yaml
 
     example = Path(__file__).with_name("assay.yaml")
     config = yaml.safe_load(example.read_text())
     config["schedule_interval"] = "2s"
+    if alertmanager:
+        config["sinks"]["alertmanager"] = {"url": alertmanager, "resend_interval": "5m"}
     config["server"]["data_dir"] = str(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "assay.yaml"
