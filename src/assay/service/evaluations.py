@@ -95,13 +95,13 @@ def evaluate_windows(
     for window_start, rollups in sorted(overall.items()):
         first = window_start if start is None else max(window_start, start)
         last = window_start + size if end is None else min(window_start + size, end)
+        states = merge_all([unpack(r.states) for r in rollups])  # once per window
         entry = {"start": _iso(first), "end": _iso(last),
-                 "version": version, **_summary(spec, rollups, seed)}  # fmt: skip
-        states = merge_all([unpack(r.states) for r in rollups])
+                 "version": version, **_summary(rollups, states, seed)}  # fmt: skip
         entry["drift"] = drift_against(spec, reference, states, rule)
         if segment is not None:
             entry["segments"] = {
-                value: _summary(spec, parts, seed)
+                value: _summary(parts, merge_all([unpack(r.states) for r in parts]), seed)
                 for value, parts in sorted(by_segment[window_start].items())
             }
         windows.append(entry)
@@ -129,10 +129,10 @@ def _window_start(bucket: datetime, size: timedelta) -> datetime:
     return EPOCH + ((bucket - EPOCH) // size) * size
 
 
-def _summary(spec: ModelSpec, rollups: list[Rollup], seed: int) -> dict[str, Any]:
+def _summary(rollups: list[Rollup], states: dict[str, State], seed: int) -> dict[str, Any]:
+    """Rows, label completeness, metrics and operations of merged rollup ``states``."""
     rows = sum(r.rows for r in rollups)
     labeled = sum(r.labeled for r in rollups)
-    states = merge_all([unpack(r.states) for r in rollups])
     metric_states = [s for name, s in sorted(states.items()) if name.startswith("metric:")]
     return {
         "rows": rows,
