@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from assay import configfile
 from assay.errors import ConfigError
 
 Op = Literal["<", "<=", ">", ">="]
@@ -145,21 +146,7 @@ class MonitoringConfig(_Strict):
 
 def load_config(path: str | Path) -> MonitoringConfig:
     """Read and validate ``assay.yaml``; errors name the key path and the problem."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read config {str(path)!r}: {err}", field="config") from err
-    try:
-        return MonitoringConfig.model_validate(document)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(
-            ".[", "["
-        )
-        raise ConfigError(f"{where}: {first['msg']}", field=where,
-                          hint="see examples/assay.yaml") from err  # fmt: skip
+    return configfile.load_config(MonitoringConfig, path, hint="see examples/assay.yaml")
 
 
 def parse_duration(text: str) -> float:
