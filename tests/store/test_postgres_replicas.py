@@ -77,7 +77,7 @@ def test_replicas_starting_together_migrate_once(postgres_schema_url: str) -> No
     assert [s.schema_version() for s in stores] == [sql.SCHEMA_VERSION] * 6
     with psycopg.connect(postgres_schema_url) as conn:
         versions = conn.execute("SELECT version FROM assay_schema ORDER BY 1").fetchall()
-    assert versions == [(v,) for v, _ in sql.MIGRATIONS]
+    assert versions == [(v,) for v in range(1, sql.SCHEMA_VERSION + 1)]
     for store in stores:
         store.close()
 

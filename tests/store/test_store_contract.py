@@ -532,3 +532,54 @@ def test_replace_many_swaps_several_buckets_at_once(store: Any) -> None:
     assert store.load_rollups("acme", "fraud") == built
     store.replace_rollups_many("acme", "fraud", [])
     assert third in store.dirty_buckets("acme", "fraud")
+
+
+def test_a_shadow_version_may_score_the_same_event(store: Any) -> None:
+    store.register_model("acme", BINARY)
+    champion = predictions(BINARY, row("a", at(1), score=0.2), row("b", at(2), score=0.3))
+    shadow = predictions(
+        BINARY, row("a", at(1), version="v2", score=0.8), row("b", at(2), version="v2")
+    )
+    assert store.append_predictions("acme", "fraud", champion) == AppendResult(2, 0)
+    assert store.append_predictions("acme", "fraud", shadow) == AppendResult(2, 0)
+    assert store.append_predictions("acme", "fraud", shadow) == AppendResult(0, 2)
+    # one label per event: it applies to both versions' predictions, and is matched once
+    assert store.append_labels("acme", "fraud", labels(BINARY, ("a", 1.0, at(5)))) == (
+        AppendResult(1, 0, 0)
+    )
+    table = store.scan("acme", "fraud")
+    assert [(r["id"], r["version"], r["score"], r["label"]) for r in table.to_pylist()] == [
+        ("a", "v1", 0.2, 1.0), ("a", "v2", 0.8, 1.0),
+        ("b", "v1", 0.3, None), ("b", "v2", None, None),
+    ]  # fmt: skip
+    assert [i.version for i in store.list_versions("acme", "fraud")] == ["v1", "v2"]
+
+
+def test_a_version_1_store_is_migrated_keeping_its_predictions(backend: Any) -> None:
+    """A store written before predictions were keyed by (id, version) upgrades in place."""
+    store = backend.open()
+    store.register_model("acme", BINARY)
+    store.append_predictions("acme", "fraud", predictions(BINARY, row("a", at(1), score=0.4)))
+    store.close()
+    # turn it back into the version 1 layout: the prediction table keyed by id alone
+    table = "p_1"
+    if backend.name == "postgres":
+        backend.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+        backend.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (id)")
+    else:
+        backend.execute(
+            f"CREATE TABLE {table}_old AS SELECT * FROM {table}; DROP TABLE {table}; "
+            f"CREATE TABLE {table} (id VARCHAR PRIMARY KEY, version VARCHAR NOT NULL, "
+            "ts TIMESTAMPTZ NOT NULL, score DOUBLE, prediction DOUBLE, f_0 DOUBLE, f_1 VARCHAR, "
+            "s_0 VARCHAR, latency_ms DOUBLE, error DOUBLE, received_at TIMESTAMPTZ NOT NULL); "
+            f"INSERT INTO {table} SELECT * FROM {table}_old; DROP TABLE {table}_old; "
+            f"CREATE INDEX {table}_ts ON {table} (ts)"
+        )
+    backend.execute("DELETE FROM assay_schema WHERE version > 1")
+    store = backend.open()
+    assert store.schema_version() == 2
+    shadow = predictions(BINARY, row("a", at(1), version="v2", score=0.9))
+    assert store.append_predictions("acme", "fraud", shadow) == AppendResult(1, 0)
+    assert [(r["version"], r["score"]) for r in store.scan("acme", "fraud").to_pylist()] == [
+        ("v1", 0.4), ("v2", 0.9)
+    ]  # fmt: skip

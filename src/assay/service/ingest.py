@@ -308,7 +308,7 @@ def _finish_predictions(
         columns[key] = _strings(raw[key], key, problems, limits)
     problems.raise_if_any()
     table = pa.table(columns, schema=schema)
-    table, repeats = _first_of_each_id(table)
+    table, repeats = _first_of_each(table, ["id", "version"])  # a shadow version may reuse an id
     return PreparedBatch(table, n, repeats, coerced)
 
 
@@ -334,16 +334,17 @@ def _finish_labels(
                               "must be 0 or 1")  # fmt: skip
     problems.raise_if_any()
     table = pa.table({"id": ids, "label": label, "timestamp": stamps}, schema=label_schema(spec))
-    table, repeats = _first_of_each_id(table)
+    table, repeats = _first_of_each(table, ["id"])
     return PreparedBatch(table, n, repeats, 0)
 
 
-def _first_of_each_id(table: pa.Table) -> tuple[pa.Table, int]:
-    ids = np.asarray(table.column("id").to_numpy(zero_copy_only=False), dtype=object)
-    _, first = np.unique(ids, return_index=True)
-    if first.size == table.num_rows:
+def _first_of_each(table: pa.Table, keys: list[str]) -> tuple[pa.Table, int]:
+    """The first row of each distinct ``keys`` value, and how many repeats were dropped."""
+    rows = table.select(keys).append_column("row", pa.array(np.arange(table.num_rows)))
+    first = rows.group_by(keys, use_threads=False).aggregate([("row", "min")]).column("row_min")
+    if len(first) == table.num_rows:
         return table, 0
-    return table.take(np.sort(first)), table.num_rows - first.size
+    return table.take(np.sort(first.to_numpy())), table.num_rows - len(first)
 
 
 def _as_array(values: Any, kind: pa.DataType, convert: Callable[[Any], Any], field: str,

@@ -103,11 +103,19 @@ class DuckDBStore:
                     f"{sql.SCHEMA_VERSION}",
                     hint="upgrade Assay; it will not start on a newer schema",
                 )
-            for version, statements in sql.MIGRATIONS:
-                if version > current:
-                    for statement in statements:
-                        cur.execute(statement.format(blob="BLOB"))
-                    cur.execute("INSERT INTO assay_schema VALUES (?)", [version])
+            steps = dict(sql.MIGRATIONS)
+            for version in range(current + 1, sql.SCHEMA_VERSION + 1):
+                for statement in steps.get(version, []):
+                    cur.execute(statement.format(blob="BLOB"))
+                if version in sql.PER_MODEL_MIGRATIONS:
+                    rekey = sql.PER_MODEL_MIGRATIONS[version]
+                    for model_id, spec in cur.execute(
+                        "SELECT model_id, spec FROM models"
+                    ).fetchall():
+                        model = ModelSpec.model_validate_json(spec)
+                        for statement in rekey(model, int(model_id), dialect="duckdb"):
+                            cur.execute(statement)
+                cur.execute("INSERT INTO assay_schema VALUES (?)", [version])
 
     def _check_version(self) -> None:
         stored = self.schema_version()
@@ -258,10 +266,15 @@ class DuckDBStore:
                     f"FROM fresh f JOIN {sql.prediction_table(model_id)} p ON p.id = f.id "
                     "GROUP BY ALL"
                 ).fetchall()
+                # a label matches one prediction per version that scored the event
+                matched_rows = cur.execute(
+                    f"SELECT count(DISTINCT p.id) FROM fresh f "
+                    f"JOIN {sql.prediction_table(model_id)} p ON p.id = f.id"
+                ).fetchall()
             finally:
                 cur.unregister("fresh")
             _mark_dirty(cur, model_id, {(v, b) for v, b, _ in buckets})
-            matched = sum(int(n) for _, _, n in buckets)
+            matched = int(matched_rows[0][0])
             result = AppendResult(
                 accepted=len(fresh),
                 duplicates=labels.num_rows - len(fresh),

@@ -163,11 +163,19 @@ class PostgresStore:
                     f"{sql.SCHEMA_VERSION}",
                     hint="upgrade Assay; it will not start on a newer schema",
                 )
-            for version, statements in sql.MIGRATIONS:
-                if version > current:
-                    for statement in statements:
-                        cur.execute(statement.format(blob="BYTEA"))
-                    cur.execute("INSERT INTO assay_schema VALUES (%s)", [version])
+            steps = dict(sql.MIGRATIONS)
+            for version in range(current + 1, sql.SCHEMA_VERSION + 1):
+                for statement in steps.get(version, []):
+                    cur.execute(statement.format(blob="BYTEA"))
+                if version in sql.PER_MODEL_MIGRATIONS:
+                    rekey = sql.PER_MODEL_MIGRATIONS[version]
+                    for model_id, spec in cur.execute(
+                        "SELECT model_id, spec FROM models"
+                    ).fetchall():
+                        model = ModelSpec.model_validate_json(spec)
+                        for statement in rekey(model, int(model_id), dialect="postgres"):
+                            cur.execute(statement)
+                cur.execute("INSERT INTO assay_schema VALUES (%s)", [version])
 
         self._write(work)
 
@@ -280,7 +288,7 @@ class PostgresStore:
             row = cur.execute(
                 f"WITH ins AS (INSERT INTO {table} ({columns}, received_at) "
                 f"SELECT {_utc_wall_clock(columns)}, now() FROM incoming ORDER BY id "
-                "ON CONFLICT (id) DO NOTHING RETURNING version, ts), "
+                "ON CONFLICT (id, version) DO NOTHING RETURNING version, ts), "
                 f"marked AS ({_mark_dirty_sql(f'SELECT DISTINCT version, {bucket} FROM ins')}) "
                 "SELECT count(*) FROM ins",
                 [model_id],
@@ -312,7 +320,8 @@ class PostgresStore:
                 f"SELECT {_utc_wall_clock('id, label, ts')}, now() FROM incoming ORDER BY id "
                 "ON CONFLICT (id) DO NOTHING RETURNING id), "
                 f"marked AS ({_mark_dirty_sql(matched_buckets)}) "
-                f"SELECT count(*), count(p.id) FROM ins LEFT JOIN {ptable} p ON p.id = ins.id",
+                f"SELECT count(DISTINCT ins.id), count(DISTINCT p.id) "
+                f"FROM ins LEFT JOIN {ptable} p ON p.id = ins.id",
                 [model_id],
             ).fetchone()
             fresh, matched = int(row[0]), int(row[1])

@@ -2,7 +2,9 @@
 
 A model's predictions live in their own table ``p_<model_id>`` with typed columns
 (``f_<i>`` per feature, ``s_<i>`` per segment, in registration order), its labels in
-``l_<model_id>``; so a scan is a plain columnar join.
+``l_<model_id>``; so a scan is a plain columnar join. A prediction is keyed by
+(id, version), so a shadow version may score the same event as the champion; a label is
+keyed by id and applies to every version's prediction of that event.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
 from assay.store.model import ModelSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUCKET = "hour"  # rollup granularity
 
 # (version, statements); each backend runs them in order inside a transaction.
@@ -78,7 +80,7 @@ def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR"
     """DDL of one model's prediction and label tables."""
     label_type = text if spec.task == "multiclass" else "DOUBLE PRECISION"
     columns = [
-        f"id {text} PRIMARY KEY",
+        f"id {text} NOT NULL",
         f"version {text} NOT NULL",
         "ts TIMESTAMPTZ NOT NULL",
         "score DOUBLE PRECISION",
@@ -89,6 +91,7 @@ def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR"
     columns.extend(f"s_{i} {text}" for i in range(len(spec.segments)))
     columns += ["latency_ms DOUBLE PRECISION", "error DOUBLE PRECISION"]
     columns.append("received_at TIMESTAMPTZ NOT NULL")
+    columns.append("PRIMARY KEY (id, version)")
     return [
         f"CREATE TABLE IF NOT EXISTS {prediction_table(model_id)} ({', '.join(columns)})",
         f"CREATE INDEX IF NOT EXISTS {prediction_table(model_id)}_ts "
@@ -99,6 +102,33 @@ def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR"
             ts TIMESTAMPTZ NOT NULL,
             received_at TIMESTAMPTZ NOT NULL)""",
     ]
+
+
+def rekey_statements(spec: ModelSpec, model_id: int, *, dialect: str) -> list[str]:
+    """Migration 2: key a model's predictions by (id, version) instead of id alone.
+
+    Shadow deployments score one event with two versions; both predictions are kept, and a
+    label (joined by id) applies to each.
+    """
+    table = prediction_table(model_id)
+    if dialect == "postgres":
+        return [
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
+            f"ALTER TABLE {table} ADD PRIMARY KEY (id, version)",
+        ]
+    create_table, create_index = create_model_tables(spec, model_id)[:2]
+    return [
+        f"DROP INDEX IF EXISTS {table}_ts",
+        f"ALTER TABLE {table} RENAME TO {table}_v1",
+        create_table,
+        f"INSERT INTO {table} SELECT * FROM {table}_v1",
+        f"DROP TABLE {table}_v1",
+        create_index,
+    ]
+
+
+# Migrations whose statements depend on each registered model: version -> statements.
+PER_MODEL_MIGRATIONS: dict[int, Callable[..., list[str]]] = {2: rekey_statements}
 
 
 def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
