@@ -9,16 +9,19 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay import __version__
 from assay.engine import local
 from assay.engine.columns import read_labeled
 from assay.engine.sources import Source, open_source
 from assay.engine.spec import EvaluationSpec
-from assay.errors import AssayWarning, ConfigError, MissingDependencyError
+from assay.errors import AssayWarning, ConfigError
 from assay.result import EvaluationResult
 from assay.stats import DriftRule
+
+if TYPE_CHECKING:
+    from assay.engine.distributed import RayOptions
 
 ProgressFactory = Callable[[int], Callable[[str], None]]
 
@@ -40,6 +43,9 @@ def evaluate(
     ece_bins: int = 10,
     seed: int = 0,
     progress: ProgressFactory | None = None,
+    ray_address: str | None = None,
+    approximate: bool = False,
+    ray_options: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate a model on ``current`` and measure drift against ``reference``.
 
@@ -47,6 +53,12 @@ def evaluate(
     pandas or polars DataFrames, or pyarrow Tables. Metrics come with 95% intervals
     (``<name>_ci``); undefined metrics are ``None`` with a reason under ``undefined``
     and a warning. ``progress(total_steps)`` may return a callback called per step.
+
+    ``engine="ray"`` folds partitions on Ray (the running runtime, the cluster at
+    ``ray_address``, or a local one started for the call); ``approximate=True`` replaces
+    the states that grow with the rows by fixed-size sketches with stated error bounds;
+    ``ray_options`` may set ``partitions``, ``batch_size`` and ``worker_memory`` (see
+    :class:`assay.engine.distributed.RayOptions`).
 
     >>> import pyarrow as pa
     >>> t = pa.table({"target": [0, 1, 1, 0], "score": [0.2, 0.9, 0.6, 0.4],
@@ -72,7 +84,15 @@ def evaluate(
         ece_bins=ece_bins,
         seed=seed,
     )
-    _check_engine(spec.engine)
+    if spec.engine == "ray":
+        options = _ray_options(ray_address, approximate, ray_options)
+        return _evaluate_on_ray(spec, current, reference, options, started)
+    if ray_address or approximate or ray_options:
+        raise ConfigError(
+            "ray_address, approximate and ray_options apply to the ray engine only",
+            field="engine",
+            hint="pass engine='ray' (--engine ray)",
+        )
     cur = open_source(current, role="current")
     ref = None if reference is None else open_source(reference, role="reference")
     feature_types = spec.resolve_features(cur, ref)
@@ -139,23 +159,69 @@ def evaluate(
         drift_rule=spec.drift_rule.describe() if ref is not None else None,
         run=_run_record(spec, feature_types, cur, ref, started),
     )
+    return _with_warnings(result)
+
+
+def _with_warnings(result: EvaluationResult) -> EvaluationResult:
     result.warnings = _collect_warnings(result)
     for message in result.warnings:
-        warnings.warn(message, AssayWarning, stacklevel=2)
+        warnings.warn(message, AssayWarning, stacklevel=3)
     return result
 
 
-def _check_engine(engine: str) -> None:
-    if engine == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError as err:
-            raise MissingDependencyError("ray", "ray") from err
+def _ray_options(
+    address: str | None, approximate: bool, extra: Mapping[str, Any] | None
+) -> RayOptions:
+    from assay.engine.distributed import RayOptions, import_ray
+
+    import_ray()  # the install hint before any work
+    known = {"partitions", "batch_size", "worker_memory"}
+    unknown = sorted(set(extra or {}) - known)
+    if unknown:
         raise ConfigError(
-            "the ray engine is not available in this release",
-            field="engine",
-            hint="use --engine local",
+            f"unknown ray option {unknown[0]!r}",
+            field=f"ray_options.{unknown[0]}",
+            hint="use " + ", ".join(sorted(known)),
         )
+    options = RayOptions(address=address, approximate=approximate, **dict(extra or {}))
+    for name in ("partitions", "batch_size", "worker_memory"):
+        value = getattr(options, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(
+                f"ray option {name} must be a positive integer, got {value!r}",
+                field=f"ray_options.{name}",
+            )
+    return options
+
+
+def _evaluate_on_ray(
+    spec: EvaluationSpec, current: Any, reference: Any, options: RayOptions, started: float
+) -> EvaluationResult:
+    from assay.engine.distributed import evaluate_on_ray
+
+    found = evaluate_on_ray(spec, current, reference, options)
+    cur, ref = found.current, found.reference
+    rows = {"current": cur.folded.rows}
+    labeled = {"current": cur.folded.labeled}
+    if ref is not None:
+        rows["reference"] = ref.folded.rows
+        if "reference" in found.metrics:
+            labeled["reference"] = ref.folded.labeled
+    run = _run_record(
+        spec, found.features, cur.data.source, None if ref is None else ref.data.source, started
+    )
+    run["ray"] = found.run
+    result = EvaluationResult(
+        task=spec.task,
+        rows=rows,
+        labeled=labeled,
+        metrics=found.metrics,
+        drift=found.drift,
+        prediction_drift=found.prediction_drift,
+        drift_rule=spec.drift_rule.describe() if ref is not None else None,
+        run=run,
+    )
+    return _with_warnings(result)
 
 
 def _metric_columns(spec: EvaluationSpec) -> list[str]:
