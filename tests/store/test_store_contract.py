@@ -583,3 +583,22 @@ def test_a_version_1_store_is_migrated_keeping_its_predictions(backend: Any) -> 
     assert [(r["version"], r["score"]) for r in store.scan("acme", "fraud").to_pylist()] == [
         ("v1", 0.4), ("v2", 0.9)
     ]  # fmt: skip
+
+
+def test_rollouts_are_put_listed_replaced_and_deleted_per_model(store: Any) -> None:
+    store.register_model("acme", BINARY)
+    store.register_model("acme", REGRESSION)
+    spec = {"champion": "v1", "challenger": "v2", "mode": "canary"}
+    assert store.put_rollout("acme", "fraud", "v2-canary", spec) is True
+    assert store.put_rollout("acme", "fraud", "v2-canary", {**spec, "mode": "ab"}) is False
+    assert store.put_rollout("acme", "fraud", "a-shadow", {**spec, "mode": "shadow"}) is True
+    assert store.get_rollouts("acme", "fraud") == {
+        "a-shadow": {**spec, "mode": "shadow"},
+        "v2-canary": {**spec, "mode": "ab"},
+    }
+    assert store.get_rollouts("acme", "price") == {}
+    assert store.delete_rollout("acme", "fraud", "a-shadow") is True
+    assert store.delete_rollout("acme", "fraud", "a-shadow") is False
+    assert list(store.get_rollouts("acme", "fraud")) == ["v2-canary"]
+    with pytest.raises(NotFoundError):
+        store.get_rollouts("other", "fraud")

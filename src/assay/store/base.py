@@ -157,6 +157,15 @@ class Store(Protocol):
     def load_reference(self, tenant: str, model: str) -> tuple[bytes, dict[str, Any]] | None:
         """The model's reference, if any."""
 
+    def put_rollout(self, tenant: str, model: str, name: str, spec: dict[str, Any]) -> bool:
+        """Register or replace the model's rollout ``name``; True when it is new."""
+
+    def get_rollouts(self, tenant: str, model: str) -> dict[str, dict[str, Any]]:
+        """The model's rollouts by name."""
+
+    def delete_rollout(self, tenant: str, model: str, name: str) -> bool:
+        """Remove a rollout; True when it existed."""
+
     def ping(self) -> None:
         """Raise if the store cannot answer (for ``/readyz``)."""
 

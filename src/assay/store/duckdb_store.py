@@ -401,6 +401,41 @@ class DuckDBStore:
         )
         return None if row is None else (bytes(row[0]), json.loads(row[1]))
 
+    # -- rollouts ------------------------------------------------------------------------
+    def put_rollout(self, tenant: str, model: str, name: str, spec: dict[str, Any]) -> bool:
+        """Register or replace the model's rollout ``name``; True when it is new."""
+        model_id, _ = self._model(tenant, model)
+        with self._transaction() as cur:
+            existed = cur.execute(
+                "SELECT count(*) FROM rollouts WHERE model_id = ? AND name = ?", [model_id, name]
+            ).fetchall()[0][0]
+            cur.execute(
+                "INSERT INTO rollouts VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+                "SET spec = excluded.spec, updated_at = excluded.updated_at",
+                [model_id, name, json.dumps(spec), datetime.now(UTC)],
+            )
+        return not existed
+
+    def get_rollouts(self, tenant: str, model: str) -> dict[str, dict[str, Any]]:
+        """The model's rollouts by name."""
+        model_id, _ = self._model(tenant, model)
+        rows = (
+            self._cursor()
+            .execute("SELECT name, spec FROM rollouts WHERE model_id = ? ORDER BY name", [model_id])
+            .fetchall()
+        )
+        return {name: json.loads(spec) for name, spec in rows}
+
+    def delete_rollout(self, tenant: str, model: str, name: str) -> bool:
+        """Remove a rollout; True when it existed."""
+        model_id, _ = self._model(tenant, model)
+        with self._transaction() as cur:
+            gone = cur.execute(
+                "DELETE FROM rollouts WHERE model_id = ? AND name = ? RETURNING name",
+                [model_id, name],
+            ).fetchall()
+        return bool(gone)
+
 
 def _now_column(rows: int) -> pa.Array:
     now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))

@@ -484,6 +484,42 @@ class PostgresStore:
         )
         return None if not rows else (bytes(rows[0][0]), json.loads(rows[0][1]))
 
+    # -- rollouts ------------------------------------------------------------------------
+    def put_rollout(self, tenant: str, model: str, name: str, spec: dict[str, Any]) -> bool:
+        """Register or replace the model's rollout ``name``; True when it is new."""
+        model_id, _ = self._model(tenant, model)
+
+        def work(cur: psycopg.Cursor) -> bool:
+            row = cur.execute(
+                "INSERT INTO rollouts VALUES (%s, %s, %s, now()) ON CONFLICT (model_id, name) "
+                "DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at "
+                "RETURNING (xmax = 0)",
+                [model_id, name, json.dumps(spec)],
+            ).fetchone()
+            return bool(row and row[0])
+
+        return bool(self._write(work))
+
+    def get_rollouts(self, tenant: str, model: str) -> dict[str, dict[str, Any]]:
+        """The model's rollouts by name."""
+        model_id, _ = self._model(tenant, model)
+        rows = self._fetch(
+            "SELECT name, spec FROM rollouts WHERE model_id = %s ORDER BY name", [model_id]
+        )
+        return {name: json.loads(spec) for name, spec in rows}
+
+    def delete_rollout(self, tenant: str, model: str, name: str) -> bool:
+        """Remove a rollout; True when it existed."""
+        model_id, _ = self._model(tenant, model)
+        return bool(
+            self._write(
+                lambda cur: cur.execute(
+                    "DELETE FROM rollouts WHERE model_id = %s AND name = %s RETURNING name",
+                    [model_id, name],
+                ).fetchall()
+            )
+        )
+
 
 # -- helpers -------------------------------------------------------------------------------
 def _utc(value: datetime) -> datetime:

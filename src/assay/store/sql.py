@@ -62,7 +62,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 meta VARCHAR NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL)""",
         ],
-    )
+    ),
+    (
+        2,
+        [
+            """CREATE TABLE IF NOT EXISTS rollouts (
+                model_id INTEGER NOT NULL,
+                name VARCHAR NOT NULL,
+                spec VARCHAR NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (model_id, name))""",
+        ],
+    ),
 ]
 
 
