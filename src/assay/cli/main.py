@@ -119,6 +119,18 @@ def evaluate(
     ] = None,
     weight: Annotated[str | None, typer.Option(help="Sample-weight column.")] = None,
     engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (--engine ray); default: a local Ray runtime."),
+    ] = None,
+    approx: Annotated[
+        bool,
+        typer.Option(
+            "--approx",
+            help="--engine ray: fixed-size sketches (stated error bounds) for scores and "
+            "numeric features.",
+        ),
+    ] = False,
     alpha: Annotated[
         float, typer.Option(help="Drift significance after Benjamini-Hochberg.")
     ] = 0.05,
@@ -146,6 +158,8 @@ def evaluate(
             segments=segment or (),
             features=None if features is None else [f for f in features.split(",") if f.strip()],
             engine=engine,
+            ray_address=ray_address,
+            approximate=approx,
             weight=weight,
             drift_rule=DriftRule(alpha=alpha, min_effect=min_effect, effect=effect),  # type: ignore[arg-type]
             progress=factory,
