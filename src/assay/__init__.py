@@ -21,14 +21,20 @@ _EXPORTS = {
     "Client": "assay.client",
     "DriftRule": "assay.stats",
     "EvaluationResult": "assay.result",
+    "GateDecision": "assay.rollout.decision",
+    "GatePolicy": "assay.rollout.policy",
     "evaluate": "assay.service.evaluate",
+    "gate": "assay.service.gate",
 }
 
 if TYPE_CHECKING:
     from assay.client import Client
     from assay.errors import AssayError, AssayWarning
     from assay.result import EvaluationResult
+    from assay.rollout.decision import GateDecision
+    from assay.rollout.policy import GatePolicy
     from assay.service.evaluate import evaluate
+    from assay.service.gate import gate
     from assay.stats import DriftRule
 
 

@@ -73,10 +73,7 @@ class EvaluationResult:
         """
         text = json.dumps(_finite(self.to_dict()), indent=indent, allow_nan=False)
         if path is not None:
-            target = Path(path)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(text + "\n", encoding="utf-8")
-            tmp.replace(target)
+            write_text_atomic(path, text + "\n")
         return text
 
     @property
@@ -130,3 +127,11 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename it into place."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)

@@ -43,6 +43,9 @@ app.command()(ingest)
 from assay.cli.monitoring import monitoring_commands  # noqa: E402
 
 monitoring_commands(app)
+from assay.cli.gate import gate  # noqa: E402
+
+app.command()(gate)
 
 EXIT_USAGE = 2
 
@@ -140,6 +143,13 @@ def evaluate(
         Path | None, typer.Option("--json", help="Write the result as JSON.")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    mlflow_experiment: Annotated[
+        str | None, typer.Option(help="Log the run to this MLflow experiment.")
+    ] = None,
+    mlflow_tracking_uri: Annotated[
+        str | None,
+        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow server (or MLFLOW_TRACKING_URI)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Evaluate a model's predictions (and drift against a reference)."""
@@ -168,11 +178,20 @@ def evaluate(
             result.to_json(json_out)
         if report is not None:
             result.write_report(report)
+    run_id = None
+    if mlflow_experiment:
+        from assay.integrations.mlflow import MlflowTracker
+
+        with user_errors():
+            tracker = MlflowTracker(mlflow_experiment, tracking_uri=mlflow_tracking_uri)
+            run_id = tracker.log_evaluation(
+                result.to_dict(), json_path=json_out, report_path=report
+            )
     if not quiet:
         from assay.cli.render import print_result
 
         print_result(result, Console())
-        for label, path in (("json", json_out), ("report", report)):
+        for label, path in (("json", json_out), ("report", report), ("mlflow run", run_id)):
             if path is not None:
                 typer.echo(f"{label}: {path}")
 

@@ -1,0 +1,305 @@
+"""`assay.gate` and `assay gate`: decisions, exit codes and outputs on hand-built cases.
+
+The comparison statistics themselves are checked against independent references in
+tests/stats; here the gate's own numbers (each arm's metric, row counts, the sample-ratio
+p-value, latency quantiles) are checked against scikit-learn, scipy and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import accuracy_score, roc_auc_score
+from typer.testing import CliRunner
+
+import assay
+from assay.cli.main import app
+from assay.errors import ConfigError, InputError
+from assay.rollout.decision import judge
+from assay.rollout.policy import GatePolicy
+
+
+def scores(rng: np.random.Generator, y: np.ndarray, strength: float) -> np.ndarray:
+    """Probabilities that separate the classes by ``strength`` (0 = noise)."""
+    return np.clip(0.5 + strength * (y - 0.5) + rng.normal(0, 0.2, y.size), 0, 1)
+
+
+def shadow_pair(n: int = 4000, weak: float = 0.2, strong: float = 0.6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    ids = np.array([f"e-{i}" for i in range(n)])
+    base = pa.table({"id": ids, "target": y, "score": scores(rng, y, weak)})
+    cand = pa.table({"id": ids, "target": y, "score": scores(rng, y, strong)})
+    return base, cand
+
+
+def arm(n: int, strength: float, seed: int, latency: float = 50.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return pa.table(
+        {
+            "target": y,
+            "score": scores(rng, y, strength),
+            "latency_ms": rng.gamma(4.0, latency / 4.0, n),
+        }
+    )
+
+
+# -- the verdict of one check, at its boundaries --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ci", "kind", "margin", "higher", "expected"),
+    [
+        ((-0.009, 0.02), "non_inferiority", 0.01, True, "pass"),
+        ((-0.011, 0.02), "non_inferiority", 0.01, True, "inconclusive"),
+        ((-0.05, -0.011), "non_inferiority", 0.01, True, "fail"),
+        ((-0.05, -0.01), "non_inferiority", 0.01, True, "inconclusive"),  # touches the bar
+        ((0.011, 0.02), "superiority", 0.01, True, "pass"),
+        ((0.0, 0.009), "superiority", 0.01, True, "fail"),
+        # lower is better: a negative difference is an improvement
+        ((-0.02, 0.009), "non_inferiority", 0.01, False, "pass"),
+        ((0.011, 0.03), "non_inferiority", 0.01, False, "fail"),
+    ],
+)
+def test_judge_boundaries(ci, kind, margin, higher, expected) -> None:
+    assert judge(ci, kind=kind, margin=margin, higher_is_better=higher) == expected
+
+
+# -- paired (shadow) -------------------------------------------------------------------------
+
+
+def test_paired_gate_promotes_a_clearly_better_candidate() -> None:
+    base, cand = shadow_pair()
+    # shuffle the candidate's rows and drop some: pairing is by id, not by position
+    order = np.random.default_rng(1).permutation(cand.num_rows)[:3500]
+    cand = cand.take(pa.array(order))
+    d = assay.gate(base, cand, paired=True, id_column="id")
+    assert d.decision == "promote" and d.exit_code == 0
+    assert d.rows["paired"] == 3500 and d.rows["unmatched_baseline"] == 500
+    c = d.checks[0].to_dict()
+    assert c["test"] == "delong_paired" and c["outcome"] == "pass"
+    ids = set(cand.column("id").to_pylist())
+    keep = np.array([i in ids for i in base.column("id").to_pylist()])
+    y = base.column("target").to_numpy()[keep]
+    expected_base = roc_auc_score(y, base.column("score").to_numpy()[keep])
+    lookup = dict(zip(cand.column("id").to_pylist(), cand.column("score").to_pylist(), strict=True))
+    expected_cand = roc_auc_score(y, [lookup[i] for i in base.column("id").to_numpy()[keep]])
+    assert c["baseline"] == pytest.approx(expected_base, abs=1e-12)
+    assert c["candidate"] == pytest.approx(expected_cand, abs=1e-12)
+    assert c["ci"][0] < c["difference"] < c["ci"][1]
+
+
+def test_paired_gate_rejects_a_clearly_worse_candidate_on_accuracy() -> None:
+    base, cand = shadow_pair()
+    d = assay.gate(cand, base, paired=True, id_column="id", metrics=["accuracy"], margin=0.01)
+    assert d.decision == "reject" and d.exit_code == 1
+    c = d.checks[0].to_dict()
+    assert c["test"].startswith("mcnemar") and c["outcome"] == "fail"
+    y = base.column("target").to_numpy()
+    assert c["baseline"] == pytest.approx(
+        accuracy_score(y, cand.column("score").to_numpy() >= 0.5), abs=1e-12
+    )
+
+
+def test_paired_labels_that_disagree_are_an_input_error() -> None:
+    base, cand = shadow_pair(n=300)
+    flipped = pa.table({**{n: cand.column(n) for n in cand.column_names},
+                        "target": pa.array(1 - cand.column("target").to_numpy())})  # fmt: skip
+    with pytest.raises(InputError, match="disagree on 'target'"):
+        assay.gate(base, flipped, paired=True, id_column="id")
+
+
+def test_paired_duplicate_ids_are_an_input_error() -> None:
+    base, cand = shadow_pair(n=300)
+    doubled = pa.concat_tables([base, base.slice(0, 3)])
+    with pytest.raises(InputError, match="repeats 3 id"):
+        assay.gate(doubled, cand, paired=True, id_column="id")
+
+
+def test_paired_without_an_id_column_is_a_config_error() -> None:
+    base, cand = shadow_pair(n=300)
+    with pytest.raises(ConfigError, match="joins by id"):
+        assay.gate(base, cand, paired=True)
+
+
+# -- split traffic (canary, A/B) -------------------------------------------------------------
+
+
+def test_split_gate_with_too_few_rows_continues() -> None:
+    d = assay.gate(arm(60, 0.2, 1), arm(60, 0.6, 2), metrics=["accuracy"])
+    assert d.decision == "continue" and d.exit_code == 3
+    assert "at least 100 labeled rows" in d.reasons[0]
+
+
+def test_sample_ratio_mismatch_rejects_with_scipy_p_value() -> None:
+    policy = GatePolicy.model_validate(
+        {"metrics": [{"metric": "accuracy", "margin": 0.5}], "srm": {"expected_shares": [0.5, 0.5]}}
+    )
+    d = assay.gate(arm(1000, 0.4, 1), arm(1200, 0.4, 2), policy=policy)
+    assert d.decision == "reject"
+    expected = sps.chisquare([1000, 1200], [1100, 1100]).pvalue
+    assert d.srm is not None and d.srm["p_value"] == pytest.approx(expected, rel=1e-9)
+    assert d.reasons[0].startswith("sample ratio mismatch")
+
+
+def test_latency_guardrail_rejects_a_slower_candidate() -> None:
+    base, cand = arm(3000, 0.4, 1, latency=50), arm(3000, 0.4, 2, latency=80)
+    policy = GatePolicy.model_validate(
+        {
+            "metrics": [{"metric": "roc_auc", "margin": 0.2}],
+            "guardrails": [{"metric": "latency_p95", "max_worsening": 5}],
+        }
+    )
+    d = assay.gate(base, cand, policy=policy)
+    assert d.decision == "reject"
+    guard = d.checks[1].to_dict()
+    assert guard["role"] == "guardrail" and guard["outcome"] == "fail"
+    assert guard["baseline"] == pytest.approx(
+        np.quantile(base.column("latency_ms").to_numpy(), 0.95), rel=1e-9
+    )
+
+
+def test_sequential_canary_continues_then_decides() -> None:
+    early = assay.gate(arm(80, 0.2, 1), arm(80, 0.2, 2), metrics=["accuracy"], sequential=True)
+    assert early.decision == "continue" and early.mode == "sequential"
+    worse = assay.gate(
+        arm(20000, 0.6, 3), arm(20000, 0.05, 4), metrics=["accuracy"], sequential=True
+    )
+    assert worse.decision == "reject"
+    assert worse.checks[0].difference["test"] == "confidence_sequence"
+
+
+def test_unknown_metric_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="use accuracy"):
+        assay.gate(arm(200, 0.4, 1), arm(200, 0.4, 2), metrics=["auc"])
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shadow_files(tmp_path: Path) -> tuple[Path, Path]:
+    base, cand = shadow_pair()
+    pq.write_table(base, tmp_path / "base.parquet")
+    pq.write_table(cand, tmp_path / "cand.parquet")
+    return tmp_path / "base.parquet", tmp_path / "cand.parquet"
+
+
+def run_gate(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["gate", *args], env=env)
+
+
+def test_cli_promote_writes_json_junit_markdown_and_step_summary(
+    shadow_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, cand = shadow_files
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    result = run_gate(
+        "--baseline", str(base), "--candidate", str(cand), "--task", "binary",
+        "--target", "target", "--score", "score", "--metric", "roc_auc", "--metric", "accuracy",
+        "--margin", "0.01", "--paired", "--id", "id",
+        "--json", str(tmp_path / "g.json"), "--junit", str(tmp_path / "g.xml"),
+        "--markdown", str(tmp_path / "g.md"),
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "decision: promote"
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["decision"] == "promote" and [c["metric"] for c in data["checks"]] == [
+        "roc_auc",
+        "accuracy",
+    ]
+    suite = ET.parse(tmp_path / "g.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert "PROMOTE" in (tmp_path / "g.md").read_text()
+    text = summary.read_text()
+    assert text.startswith("earlier step\n") and "| `roc_auc` |" in text
+
+
+def test_cli_reject_exits_1_and_junit_records_the_failure(
+    shadow_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, cand = shadow_files
+    result = run_gate(
+        "--baseline", str(cand), "--candidate", str(base), "--paired", "--id", "id",
+        "--junit", str(tmp_path / "g.xml"),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    suite = ET.parse(tmp_path / "g.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "roc_auc" in failure.get("message", "")
+
+
+def test_cli_inconclusive_exits_3(tmp_path: Path) -> None:
+    pq.write_table(arm(300, 0.3, 1), tmp_path / "a.parquet")
+    pq.write_table(arm(300, 0.32, 2), tmp_path / "b.parquet")
+    result = run_gate(
+        "--baseline", str(tmp_path / "a.parquet"), "--candidate", str(tmp_path / "b.parquet"),
+        "--metric", "accuracy",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().endswith("decision: continue")
+
+
+def test_cli_policy_file(tmp_path: Path) -> None:
+    pq.write_table(arm(3000, 0.5, 1), tmp_path / "a.parquet")
+    pq.write_table(arm(3000, 0.5, 2, latency=90), tmp_path / "b.parquet")
+    (tmp_path / "gate.yaml").write_text(
+        "metrics:\n  - {metric: accuracy, margin: 0.1}\n"
+        "guardrails:\n  - {metric: latency_p95, max_worsening: 10}\n"
+    )
+    result = run_gate(
+        "--baseline", str(tmp_path / "a.parquet"), "--candidate", str(tmp_path / "b.parquet"),
+        "--policy", str(tmp_path / "gate.yaml"), "--json", str(tmp_path / "g.json"),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    checks = json.loads((tmp_path / "g.json").read_text())["checks"]
+    assert [(c["metric"], c["outcome"]) for c in checks] == [
+        ("accuracy", "pass"),
+        ("latency_p95", "fail"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ("metrics:\n  - {metric: accuracy, margin: -1}\n", "metrics[0].margin"),
+        ("alpha: 2\n", "alpha"),
+        ("guardrails:\n  - {metric: fpr, column: lat}\n", "guardrails[0]"),
+        ("metricz: []\n", "metricz"),
+    ],
+)
+def test_cli_bad_policy_exits_2_naming_the_key(
+    shadow_files: tuple[Path, Path], tmp_path: Path, policy: str, needle: str
+) -> None:
+    base, cand = shadow_files
+    (tmp_path / "gate.yaml").write_text(policy)
+    result = run_gate(
+        "--baseline", str(base), "--candidate", str(cand), "--policy", str(tmp_path / "gate.yaml"),
+        "--json", str(tmp_path / "g.json"),
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert needle in result.output and "error:" in result.output
+    assert not (tmp_path / "g.json").exists()
+
+
+def test_cli_missing_column_exits_2(shadow_files: tuple[Path, Path]) -> None:
+    base, cand = shadow_files
+    result = run_gate("--baseline", str(base), "--candidate", str(cand), "--score", "proba")
+    assert result.exit_code == 2 and "proba" in result.output
+
+
+def test_cli_promote_flag_needs_a_registered_model(shadow_files: tuple[Path, Path]) -> None:
+    base, cand = shadow_files
+    result = run_gate("--baseline", str(base), "--candidate", str(cand), "--promote")
+    assert result.exit_code == 2 and "--registered-model" in result.output
