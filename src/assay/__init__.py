@@ -52,6 +52,9 @@ __all__ = [
     "Client",
     "DriftRule",
     "EvaluationResult",
+    "GateDecision",
+    "GatePolicy",
     "__version__",
     "evaluate",
+    "gate",
 ]

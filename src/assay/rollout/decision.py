@@ -100,9 +100,9 @@ def _explain(outcome: Outcome, kind: str, margin: float, higher_is_better: bool)
         claim = f"the candidate is better ({better}) by more than {margin:g}"
     else:
         claim = (
-            f"the candidate is worse by less than {margin:g}"
+            f"the candidate is no more than {margin:g} worse"
             if margin
-            else (f"the candidate is better ({better})")
+            else f"the candidate is better ({better})"
         )
     if outcome == "pass":
         return f"the whole interval shows {claim}"
