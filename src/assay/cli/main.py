@@ -46,6 +46,9 @@ monitoring_commands(app)
 from assay.cli.gate import gate  # noqa: E402
 
 app.command()(gate)
+from assay.cli.sample_size import sample_size_command  # noqa: E402
+
+app.command("sample-size")(sample_size_command)
 
 EXIT_USAGE = 2
 
