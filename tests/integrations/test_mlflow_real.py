@@ -431,3 +431,69 @@ def test_batches_stay_within_mlflow_limits() -> None:
         assert [x for b in batches for x in b[0]] == list(range(n_metrics))
         assert [x for b in batches for x in b[1]] == list(range(n_params))
         assert [x for b in batches for x in b[2]] == list(range(n_tags))
+
+
+def shadow_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Both models scored the same events; the candidate separates the classes far better."""
+    rng = np.random.default_rng(5)
+    y = (rng.random(N) < 0.4).astype(np.int64)
+    files = []
+    for name, signal in (("baseline", 0.1), ("candidate", 0.5)):
+        score = np.clip(signal * y + (1 - signal) * rng.random(N), 0, 1)
+        table = pa.table({"id": np.arange(N), "target": y, "score": score})
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+        files.append(tmp_path / f"{name}.parquet")
+    return files[0], files[1]
+
+
+def test_cli_gate_resolves_aliases_logs_the_decision_and_promotes_on_request(
+    server: str, client: Any, tmp_path: Path
+) -> None:
+    name = f"gate-{uuid.uuid4().hex[:8]}"
+    experiment_id = client.create_experiment(f"assay-models-{name}")
+    client.create_registered_model(name)
+    for _ in range(2):
+        info = client.create_run(experiment_id).info
+        client.create_model_version(name, f"{info.artifact_uri}/model", run_id=info.run_id)
+    client.set_registered_model_alias(name, "champion", "1")
+    client.set_registered_model_alias(name, "challenger", "2")
+    baseline, candidate = shadow_pair(tmp_path)
+    json_out = tmp_path / "gate.json"
+    base = [
+        "gate", "--baseline", baseline, "--candidate", candidate, "--paired", "--id", "id",
+        "--metric", "roc_auc", "--margin", "0.01", "--registered-model", name,
+        "--mlflow-experiment", "assay-gate", "--mlflow-tracking-uri", server,
+        "--json", json_out, "--markdown", tmp_path / "gate.md", "--quiet",
+    ]  # fmt: skip
+
+    first = CliRunner().invoke(app, [str(a) for a in base])
+    assert first.exit_code == 0, first.output
+    assert client.get_registered_model(name).aliases["champion"] == "1"  # no --promote
+    second = CliRunner().invoke(app, [str(a) for a in [*base, "--promote"]])
+    assert second.exit_code == 0, second.output
+    assert client.get_registered_model(name).aliases["champion"] == "2"
+
+    decision = json.loads(json_out.read_text())
+    experiment = client.get_experiment_by_name("assay-gate")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`assay.model` = '{name}'"
+    )
+    assert len(runs) == 2
+    run = runs[0]  # newest first
+    check = decision["checks"][0]
+    assert run.data.tags["assay.decision"] == "promote"
+    assert run.data.tags["assay.baseline_version"] == "1"
+    assert run.data.tags["assay.candidate_version"] == "2"
+    assert run.data.metrics["gate.roc_auc.difference"] == check["difference"]
+    assert run.data.metrics["gate.roc_auc.ci_low"] == check["ci"][0]
+    frame_b, frame_c = pq.read_table(baseline).to_pandas(), pq.read_table(candidate).to_pandas()
+    assert check["difference"] == pytest.approx(
+        roc_auc_score(frame_c["target"], frame_c["score"])
+        - roc_auc_score(frame_b["target"], frame_b["score"]),
+        abs=1e-12,
+    )
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == [
+        "decision.json",
+        "gate.json",
+        "gate.md",
+    ]
