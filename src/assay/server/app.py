@@ -15,26 +15,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay import __version__
-from assay.errors import (
-    AssayError,
-    AuthenticationError,
-    InputError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-)
+from assay.errors import AssayError, InputError, PayloadTooLargeError
+from assay.server.auth import Admin, Caller, Ingester, Reader, caller
 from assay.server.problems import (
     assay_error_handler,
     http_error_handler,
     problem,
     validation_error_handler,
 )
+from assay.server.rollouts import add_rollout_routes
 from assay.server.telemetry import Telemetry
 from assay.server.writer import WriteQueue
 from assay.service import evaluations, ingest
@@ -53,51 +49,6 @@ class ServerOptions:
     limits: IngestLimits = field(default_factory=IngestLimits)
     queue_capacity: int = 64
     metrics_public: bool = False
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated key behind a request."""
-
-    key_id: str
-    tenant: str
-    role: str
-
-    @property
-    def actor(self) -> str:
-        """How the audit log names this caller."""
-        return f"key:{self.key_id}"
-
-
-def caller(request: Request) -> Caller:
-    """The key behind ``request`` (401 without a valid one)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationError("missing API key", field="Authorization",
-                                  hint="send 'Authorization: Bearer <key>'")  # fmt: skip
-    info = request.app.state.control.authenticate(token.strip())
-    if info is None:
-        raise AuthenticationError("unknown or revoked API key", field="Authorization")
-    return Caller(info.key_id, info.tenant, info.role)
-
-
-def _needs(action: str) -> Any:
-    def check(request: Request) -> Caller:
-        from assay.control import role_allows
-
-        who = caller(request)
-        if not role_allows(who.role, action):
-            raise PermissionDeniedError(f"a {who.role!r} key may not {action}",
-                                        field="Authorization")  # fmt: skip
-        return who
-
-    return check
-
-
-Reader = Annotated[Caller, Depends(_needs("read"))]
-Ingester = Annotated[Caller, Depends(_needs("ingest"))]
-Admin = Annotated[Caller, Depends(_needs("admin"))]
 
 
 def create_app(store: Store, control: Any, options: ServerOptions | None = None) -> FastAPI:
@@ -271,6 +222,8 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
             "segment": segment, "windows": len(result["windows"]),
             "fingerprint": _fingerprint(result)})  # fmt: skip
         return result
+
+    add_rollout_routes(app, store, writer, audit)
 
     @app.get("/v1/alerts", tags=["alerts"])
     def alerts(who: Reader) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""Rollouts in the service: register one, and judge it from the stored events on demand.
+
+The status is the gate's decision on the champion's and the challenger's labeled
+predictions since the rollout's start: promote, reject (roll back) or continue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from assay.errors import ConfigError, EmptyInputError, NotFoundError
+from assay.rollout.decision import EXIT_CODES
+from assay.rollout.spec import RolloutSpec
+from assay.service.gate import gate
+from assay.store.base import Store
+
+
+def register_rollout(store: Store, tenant: str, model: str, spec: RolloutSpec) -> bool:
+    """Save ``spec`` for ``model``; True when the rollout is new."""
+    task = store.get_model(tenant, model).task
+    if task == "multiclass":
+        raise ConfigError(
+            "rollouts compare binary or regression models",
+            field="model",
+            hint="compare multiclass versions offline with assay evaluate",
+        )
+    return store.put_rollout(tenant, model, spec.name, spec.model_dump(mode="json"))
+
+
+def get_rollout(store: Store, tenant: str, model: str, name: str) -> RolloutSpec:
+    """The model's rollout ``name`` (404 when missing)."""
+    found = store.get_rollouts(tenant, model).get(name)
+    if found is None:
+        raise NotFoundError(f"rollout {name!r} of model {model!r} not found", field="rollout")
+    return RolloutSpec.model_validate(found)
+
+
+def rollout_status(
+    store: Store, tenant: str, model: str, name: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The gate decision for a rollout, with the numbers behind it.
+
+    ``decision`` is ``promote``, ``reject`` (roll back) or ``continue``; ``rollback`` and
+    ``promote`` are booleans for tools that read one flag.
+    """
+    spec = get_rollout(store, tenant, model, name)
+    model_spec = store.get_model(tenant, model)
+    output = "score" if model_spec.task == "binary" else "prediction"
+    end = spec.end or now or datetime.now(UTC)
+    arms = [
+        _arm(store.scan(tenant, model, version=v, start=spec.start, end=end), output)
+        for v in (spec.champion, spec.challenger)
+    ]
+    versions = {"champion": spec.champion, "challenger": spec.challenger}
+    try:
+        decision = gate(
+            arms[0],
+            arms[1],
+            task=model_spec.task,
+            target="target",
+            score=output if output == "score" else None,
+            prediction=output if output == "prediction" else None,
+            threshold=model_spec.threshold,
+            paired=spec.gate_mode == "paired",
+            id_column="id",
+            policy=spec.policy,
+            sequential=spec.gate_mode == "sequential",
+            models=versions,
+        ).to_dict()
+    except EmptyInputError as err:  # a version with no (labeled) events yet
+        decision = {
+            "decision": "continue",
+            "exit_code": EXIT_CODES["continue"],
+            "mode": spec.gate_mode,
+            "task": model_spec.task,
+            "rows": {"baseline": arms[0].num_rows, "candidate": arms[1].num_rows},
+            "checks": [],
+            "srm": None,
+            "reasons": [f"not enough data yet: {err}"],
+            "policy": spec.policy.describe(),
+            "models": versions,
+            "run": {},
+        }
+    return {
+        "rollout": spec.model_dump(mode="json"),
+        **decision,
+        "promote": decision["decision"] == "promote",
+        "rollback": decision["decision"] == "reject",
+        "evaluated_at": end.isoformat(),
+    }
+
+
+def _arm(scan: pa.Table, output: str) -> pa.Table:
+    """One version's events as the gate reads them: id, target, output and latency."""
+    return pa.table(
+        {
+            "id": scan.column("id"),
+            "target": scan.column("label"),
+            output: scan.column(output),
+            "latency_ms": scan.column("latency_ms"),
+        }
+    )
