@@ -175,3 +175,36 @@ def test_relative_to_reference_uses_the_references_own_metrics(
                                  clock=lambda: DAY0 + timedelta(days=3, hours=1))  # fmt: skip
     [note] = scheduler.run_once()  # day 2's roc_auc 0 is more than 10% below 1
     assert note.status == "firing" and note.labels["monitor"] == "auc-drop"
+
+
+def test_a_rollout_that_must_roll_back_raises_a_critical_alert(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    """Canary v2 ranks every pair wrongly (accuracy 0 against 1): the pass alerts, once."""
+    _day(store, 0, good=True)
+    rng = np.random.default_rng(7)
+    n = 400
+    label = np.tile([0.0, 1.0], n // 2)
+    ids = [f"c-{i}" for i in range(n)]
+    ts = pa.array([DAY0 + timedelta(minutes=int(m)) for m in rng.integers(0, 1440, n)],
+                  pa.timestamp("us", tz="UTC"))  # fmt: skip
+    score = np.where(label == 1, 0.1, 0.9)
+    events = pa.table({"id": ids, "version": ["v2"] * n, "timestamp": ts,
+                       "score": score, "amount": rng.normal(size=n)})  # fmt: skip
+    store.append_predictions(
+        "acme", "fraud", predictions_from_arrow(SPEC, events, IngestLimits()).table
+    )
+    store.append_labels("acme", "fraud", pa.table({"id": ids, "label": label, "timestamp": ts}))
+    policy = {"metrics": [{"metric": "accuracy", "margin": 0.05}]}
+    store.put_rollout("acme", "fraud", "v2-canary", {"name": "v2-canary", "champion": "v1",
+                      "challenger": "v2", "mode": "canary", "policy": policy})  # fmt: skip
+    clock = [DAY0 + timedelta(days=1, minutes=30)]
+    sent: list[Notification] = []
+    scheduler = _scheduler(store, tmp_path, clock, sent)
+    notes = [n for n in scheduler.run_once() if n.labels["monitor"] == "rollout-rollback"]
+    assert [(n.status, n.labels["rollout"], n.labels["severity"]) for n in notes] == [
+        ("firing", "v2-canary", "critical")
+    ]
+    assert notes[0].annotations["summary"].startswith("roll back fraud v2 to v1")
+    assert [n for n in scheduler.run_once() if n.labels["monitor"] == "rollout-rollback"] == []
+    store.delete_rollout("acme", "fraud", "v2-canary")

@@ -1,7 +1,8 @@
 """The monitor schedule: evaluate every model's windows, judge its monitors, notify.
 
 One pass (:meth:`MonitorScheduler.run_once`) refreshes the dirty rollups — so windows whose
-labels arrived late are judged again —, evaluates each configured window size, turns the
+labels arrived late are judged again —, evaluates each configured window size, judges the model's
+registered rollouts (a rollback decision raises a critical alert), turns the
 monitors' signals into alert transitions and hands the notifications to the sinks. The
 alert book is saved after every pass, so a restart neither re-fires nor forgets an
 incident. ``assay serve --config`` runs passes on a background thread;
@@ -21,7 +22,7 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.monitors.config import MonitoringConfig, parse_duration
-from assay.monitors.signals import Notification
+from assay.monitors.signals import Notification, Signal
 from assay.service.evaluations import evaluate_windows
 from assay.store.base import Store
 
@@ -88,6 +89,7 @@ class MonitorScheduler:
                                 now=now,
                             )
                         )
+                    signals.extend(self._rollout_signals(model.tenant, model.name, now))
                     self.last_errors.pop(model.name, None)
                 except AssayError as err:  # a missing model must not stop the others
                     self.last_errors[model.name] = str(err)
@@ -97,6 +99,33 @@ class MonitorScheduler:
         if notifications:
             self.deliver(notifications)
         return notifications
+
+    def _rollout_signals(self, tenant: str, model: str, now: datetime) -> list[Signal]:
+        """A critical alert for each of the model's rollouts whose decision is to roll back."""
+        from assay.service.rollouts import rollout_status
+
+        signals = []
+        for name in self.store.get_rollouts(tenant, model):
+            status = rollout_status(self.store, tenant, model, name, now=now)
+            spec = status["rollout"]
+            reasons = [r for r in status["reasons"] if "fail" in r or "mismatch" in r]
+            signals.append(
+                Signal(
+                    labels={"tenant": tenant, "model": model, "monitor": "rollout-rollback",
+                            "rollout": name, "champion": spec["champion"],
+                            "challenger": spec["challenger"], "severity": "critical"},
+                    value=None,
+                    threshold=None,
+                    breached=status["decision"] == "reject",
+                    recovered=status["decision"] != "reject",
+                    window_start=_moment(spec.get("start")) or now,
+                    window_end=now,
+                    summary=f"roll back {model} {spec['challenger']} to {spec['champion']} "
+                    f"(rollout {name}): " + "; ".join(reasons or status["reasons"])[:500],
+                    severity="critical",
+                )
+            )  # fmt: skip
+        return signals
 
     def active(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Current alerts (pending and firing), optionally of one tenant."""
@@ -137,3 +166,7 @@ class MonitorScheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
