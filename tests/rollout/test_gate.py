@@ -303,3 +303,41 @@ def test_cli_promote_flag_needs_a_registered_model(shadow_files: tuple[Path, Pat
     base, cand = shadow_files
     result = run_gate("--baseline", str(base), "--candidate", str(cand), "--promote")
     assert result.exit_code == 2 and "--registered-model" in result.output
+
+
+# -- the examples ----------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_example_policy_is_valid() -> None:
+    from assay.rollout.policy import load_policy
+
+    policy = load_policy(EXAMPLES / "gate.yaml")
+    assert [m.metric for m in policy.metrics] == ["roc_auc", "log_loss"]
+    assert [g.metric for g in policy.guardrails] == ["fpr", "latency_p95"]
+
+
+@pytest.mark.parametrize("name", ["ci/github-actions.yml", "ci/gitlab-ci.yml"])
+def test_ci_examples_use_only_real_gate_flags(name: str) -> None:
+    import re
+
+    import yaml
+
+    text = (EXAMPLES / name).read_text()
+    yaml.safe_load(text)  # valid YAML
+    command = text[text.rindex("assay gate") :].split("\n\n")[0]
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", command))
+    assert {"--baseline", "--candidate", "--policy", "--junit"} <= flags
+    help_text = CliRunner().invoke(app, ["gate", "--help"], env={"COLUMNS": "200"}).output
+    for flag in flags:
+        assert flag in help_text, flag
+
+
+def test_kubernetes_examples_parse() -> None:
+    import yaml
+
+    docs = list(
+        yaml.safe_load_all((EXAMPLES / "kubernetes/argo-analysis-template.yaml").read_text())
+    )
+    assert [d["kind"] for d in docs] == ["AnalysisTemplate", "Canary"]
