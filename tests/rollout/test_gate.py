@@ -341,3 +341,58 @@ def test_kubernetes_examples_parse() -> None:
         yaml.safe_load_all((EXAMPLES / "kubernetes/argo-analysis-template.yaml").read_text())
     )
     assert [d["kind"] for d in docs] == ["AnalysisTemplate", "Canary"]
+
+
+# -- per-segment checks ------------------------------------------------------------------------
+
+
+def segmented_arm(n: int, seed: int, partner_strength: float) -> pa.Table:
+    """Channels web/app/partner (63/30/6%) and a tiny 'kiosk'; 'partner' may be worse."""
+    rng = np.random.default_rng(seed)
+    channel = rng.choice(["web", "app", "partner", "kiosk"], n, p=[0.63, 0.30, 0.06, 0.01])
+    y = rng.integers(0, 2, n)
+    strength = np.where(channel == "partner", partner_strength, 0.6)
+    score = np.clip(0.5 + strength * (y - 0.5) + rng.normal(0, 0.2, n), 0, 1)
+    return pa.table({"target": y, "score": score, "channel": channel})
+
+
+def test_a_candidate_worse_in_one_segment_is_rejected_by_a_segment_guardrail() -> None:
+    base, cand = segmented_arm(12000, 1, 0.6), segmented_arm(12000, 2, 0.0)
+    policy = GatePolicy.model_validate(
+        {
+            "metrics": [{"metric": "accuracy", "margin": 0.2}],
+            "guardrails": [{"metric": "accuracy", "max_worsening": 0.05, "segment": "channel"}],
+            "segment_min_rows": 300,
+        }
+    )
+    d = assay.gate(base, cand, policy=policy)
+    assert d.decision == "reject"
+    by_label = {c.label: c for c in d.checks if c.role == "guardrail"}
+    assert [c.outcome for c in d.checks if c.label == "accuracy"] == ["pass", "pass"]  # overall
+    partner = by_label["accuracy[channel=partner]"].to_dict()
+    assert partner["outcome"] == "fail" and partner["alpha"] == pytest.approx(0.05 / 3)
+    assert by_label["accuracy[channel=web]"].outcome == "pass"
+    mask = base.column("channel").to_numpy(zero_copy_only=False) == "partner"
+    y, s = base.column("target").to_numpy()[mask], base.column("score").to_numpy()[mask]
+    assert partner["baseline"] == pytest.approx(accuracy_score(y, s >= 0.5), rel=1e-12)
+    assert "accuracy[channel=kiosk]" not in by_label
+    assert any("[channel=kiosk] not judged" in r for r in d.reasons)
+    junit = __import__("assay.report.gate", fromlist=["to_junit"]).to_junit(d.to_dict())
+    assert 'name="accuracy[channel=partner]"' in junit
+
+
+def test_paired_segment_checks_use_the_baseline_segments() -> None:
+    base, cand = shadow_pair(n=3000)
+    channel = np.where(np.arange(3000) % 2 == 0, "a", "b")
+    base = base.append_column("channel", pa.array(channel))
+    policy = GatePolicy.model_validate(
+        {"metrics": [{"metric": "roc_auc", "margin": 0.01, "segment": "channel"}]}
+    )
+    d = assay.gate(base, cand, paired=True, id_column="id", policy=policy)
+    assert [c.label for c in d.checks] == ["roc_auc", "roc_auc[channel=a]", "roc_auc[channel=b]"]
+    assert d.decision == "promote"
+    y = base.column("target").to_numpy()
+    s = cand.column("score").to_numpy()
+    assert d.checks[1].difference["candidate"] == pytest.approx(
+        roc_auc_score(y[::2], s[::2]), rel=1e-12
+    )

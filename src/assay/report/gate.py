@@ -35,6 +35,11 @@ def _interval(ci: Any) -> str:
     return "–" if not ci else f"[{ci[0]:+.4g}, {ci[1]:+.4g}]"
 
 
+def _label(c: Mapping[str, Any]) -> str:
+    segment = c.get("segment")
+    return c["metric"] if not segment else f"{c['metric']}[{segment['column']}={segment['value']}]"
+
+
 def _rule(c: Mapping[str, Any]) -> str:
     better = "↑" if c.get("higher_is_better", True) else "↓"
     if c["role"] == "guardrail":
@@ -58,7 +63,7 @@ def to_markdown(decision: Mapping[str, Any]) -> str:
     ]
     for c in decision["checks"]:
         lines.append(
-            f"| {_rule(c)} | `{c['metric']}` | {_num(c.get('baseline'))} | "
+            f"| {_rule(c)} | `{_label(c)}` | {_num(c.get('baseline'))} | "
             f"{_num(c.get('candidate'))} | {_num(c.get('difference'), True)} | "
             f"{_interval(c.get('ci'))} | {_num(c.get('p_value'))} | {c.get('test', '')} | "
             f"{_MARK[c['outcome']]} |"
@@ -90,7 +95,7 @@ def to_junit(decision: Mapping[str, Any]) -> str:
     )
     for c in checks:
         case = ET.SubElement(
-            suite, "testcase", classname=f"assay.gate.{c['role']}", name=f"{c['metric']}"
+            suite, "testcase", classname=f"assay.gate.{c['role']}", name=_label(c)
         )
         if c["outcome"] == "fail":
             ET.SubElement(case, "failure", message=c["reason"]).text = c["reason"]

@@ -48,11 +48,20 @@ class CheckResult:
     difference: dict[str, Any]  # Difference.to_dict()
     outcome: Outcome
     reason: str
+    segment: dict[str, str] | None = None  # {"column": ..., "value": ...} for a segment check
+
+    @property
+    def label(self) -> str:
+        """The metric, with its segment when the check is on one segment value."""
+        if self.segment is None:
+            return self.metric
+        return f"{self.metric}[{self.segment['column']}={self.segment['value']}]"
 
     def to_dict(self) -> dict[str, Any]:
         """The check as JSON-able data: the difference's numbers beside the verdict."""
         return {
             "metric": self.metric,
+            "segment": self.segment,
             "role": self.role,
             "kind": self.kind,
             "margin": self.margin,
@@ -71,6 +80,7 @@ def check(
     margin: float,
     higher_is_better: bool,
     enough_rows: bool,
+    segment: dict[str, str] | None = None,
 ) -> CheckResult:
     """Judge one :class:`~assay.stats.Difference` against its margin."""
     numbers = difference.to_dict()
@@ -90,7 +100,8 @@ def check(
         higher_is_better=higher_is_better,
         difference=numbers,
         outcome=outcome,
-        reason=f"{_numbers(difference)}: {why}",
+        reason=f"{_numbers(difference, segment)}: {why}",
+        segment=segment,
     )
 
 
@@ -111,10 +122,11 @@ def _explain(outcome: Outcome, kind: str, margin: float, higher_is_better: bool)
     return f"the interval cannot yet tell whether {claim}"
 
 
-def _numbers(d: Any) -> str:
+def _numbers(d: Any, segment: dict[str, str] | None) -> str:
+    name = d.metric if segment is None else f"{d.metric} [{segment['column']}={segment['value']}]"
     if d.difference is None:
-        return f"{d.metric} undefined"
-    text = f"{d.metric} {d.baseline:.4g} → {d.candidate:.4g} (difference {d.difference:+.4g}"
+        return f"{name} undefined"
+    text = f"{name} {d.baseline:.4g} → {d.candidate:.4g} (difference {d.difference:+.4g}"
     if d.ci is not None:
         text += f", {100 * (1 - d.alpha):g}% interval [{d.ci[0]:+.4g}, {d.ci[1]:+.4g}]"
     if d.p_value is not None:

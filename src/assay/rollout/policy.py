@@ -2,6 +2,8 @@
 
 A policy names primary metrics (each a non-inferiority or superiority test with a margin),
 guardrails (metrics that must not worsen beyond a stated amount, latency p95 among them),
+optionally checked per value of a segment column too (Bonferroni across the values, so a
+challenger that is worse in one segment is caught without many false alarms),
 the confidence level, the labeled rows each arm needs before any verdict, whether the
 canary is watched continuously (sequential, always-valid intervals), and an optional
 sample-ratio-mismatch check of the traffic split.
@@ -40,6 +42,9 @@ class MetricCheck(_Strict):
     metric: str
     kind: Literal["non_inferiority", "superiority"] = "non_inferiority"
     margin: float = Field(0.0, ge=0)
+    segment: str | None = Field(
+        None, description="Also check each value of this segment column on its own."
+    )
 
 
 class Guardrail(_Strict):
@@ -52,11 +57,16 @@ class Guardrail(_Strict):
     metric: str
     max_worsening: float = Field(0.0, ge=0)
     column: str | None = None
+    segment: str | None = Field(
+        None, description="Check each value of this segment column on its own."
+    )
 
     @model_validator(mode="after")
     def _column_only_for_latency(self) -> Guardrail:
         if self.column is not None and self.metric not in LATENCY_GUARDRAILS:
             raise ValueError(f"column applies only to {', '.join(LATENCY_GUARDRAILS)}")
+        if self.segment is not None and self.metric in LATENCY_GUARDRAILS:
+            raise ValueError("latency guardrails are checked overall, not per segment")
         return self
 
     @property
@@ -85,6 +95,9 @@ class GatePolicy(_Strict):
     guardrails: list[Guardrail] = Field(default_factory=list)
     alpha: float = Field(0.05, gt=0, lt=1)
     min_rows: int = Field(100, ge=1)
+    segment_min_rows: int | None = Field(
+        None, ge=1, description="Labeled rows per arm a segment value needs (default min_rows)."
+    )
     sequential: bool = False
     srm: SampleRatioCheck | None = None
     n_boot: int = Field(2000, ge=100)
@@ -94,6 +107,12 @@ class GatePolicy(_Strict):
         """This policy with its primary metrics replaced by ``metrics`` at ``margin``."""
         checks = [MetricCheck(metric=m, margin=margin) for m in metrics]
         return self.model_copy(update={"metrics": checks})
+
+    @property
+    def segment_columns(self) -> list[str]:
+        """The segment columns that per-segment checks read."""
+        named = [c.segment for c in (*self.metrics, *self.guardrails) if c.segment]
+        return list(dict.fromkeys(named))
 
     def describe(self) -> dict[str, object]:
         """The policy as JSON-able data (what the decision records)."""

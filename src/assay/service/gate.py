@@ -12,9 +12,9 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +57,11 @@ class Arm:
     output: np.ndarray
     rows: int
     latency: dict[str, np.ndarray]
+    segments: dict[str, np.ndarray] = field(default_factory=dict)  # value per labeled row
+
+    def subset(self, mask: np.ndarray) -> Arm:
+        """The labeled rows where ``mask`` holds (latencies are not per labeled row)."""
+        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {})
 
 
 def gate(
@@ -108,7 +113,12 @@ def gate(
         )
     _check_metrics(task, rules)
     spec = EvaluationSpec.build(
-        task=task, target=target, score=score, prediction=prediction, threshold=threshold
+        task=task,
+        target=target,
+        score=score,
+        prediction=prediction,
+        threshold=threshold,
+        segments=rules.segment_columns,
     )
     base_src = open_source(baseline, role="baseline")
     cand_src = open_source(candidate, role="candidate")
@@ -132,12 +142,28 @@ def gate(
             list(rules.srm.expected_shares),
             threshold=rules.srm.threshold,
         )
-    checks = [
-        _primary(m.metric, m.kind, m.margin, spec, rules, base, cand, mode, enough)
-        for m in rules.metrics
-    ]
-    checks += [_guardrail(g, spec, rules, base, cand, mode, enough) for g in rules.guardrails]
+    checks: list[CheckResult] = []
+    notes: list[str] = []
+    for m in rules.metrics:
+        checks.append(_primary(m.metric, m.kind, m.margin, spec, rules, base, cand, mode, enough))
+        if m.segment:
+            judged, skipped = _per_segment(
+                m.metric, "primary", m.kind, m.margin, m.segment, spec, rules, base, cand, mode,
+                enough,
+            )  # fmt: skip
+            checks += judged
+            notes += skipped
+    for g in rules.guardrails:
+        checks.append(_guardrail(g, spec, rules, base, cand, mode, enough))
+        if g.segment:
+            judged, skipped = _per_segment(
+                g.metric, "guardrail", "non_inferiority", g.max_worsening, g.segment, spec,
+                rules, base, cand, mode, enough,
+            )  # fmt: skip
+            checks += judged
+            notes += skipped
     decision, reasons = decide(checks, srm)
+    reasons += notes
     if not enough:
         reasons.insert(
             0,
@@ -214,12 +240,16 @@ def _require(source: Source, columns: Sequence[str]) -> None:
 
 
 def _arm(spec: EvaluationSpec, source: Source, latency_cols: list[str]) -> Arm:
-    _require(source, [spec.target, _output_column(spec), *latency_cols])
-    cols = read_labeled(spec, source, with_segments=False)
+    _require(source, [spec.target, _output_column(spec), *latency_cols, *spec.segments])
+    cols = read_labeled(spec, source)
     output = cols.y_score if spec.task == "binary" else cols.y_pred
     assert output is not None
     latency = {c: _finite(source.column(c)) for c in latency_cols}
-    return Arm(cols.y_true, output, source.num_rows, latency)
+    return Arm(cols.y_true, output, source.num_rows, latency, _segment_values(cols.segments))
+
+
+def _segment_values(segments: dict[str, tuple[np.ndarray, list[str]]]) -> dict[str, np.ndarray]:
+    return {c: np.asarray(labels, dtype=object)[codes] for c, (codes, labels) in segments.items()}
 
 
 def _finite(column: pa.ChunkedArray) -> np.ndarray:
@@ -233,9 +263,9 @@ def _paired_arms(
     """Both arms on the ids both scored, in one row order, with one label per id."""
     out = _output_column(spec)
     needed = [id_column, out, *latency_cols]
-    _require(base, [*needed, spec.target])
+    _require(base, [*needed, spec.target, *spec.segments])  # segments: the baseline's
     _require(cand, needed)
-    left = base.read(list(dict.fromkeys([*needed, spec.target])))
+    left = base.read(list(dict.fromkeys([*needed, spec.target, *spec.segments])))
     right = cand.read(
         list(dict.fromkeys([*needed, *([spec.target] if spec.target in cand.column_names else [])]))
     )
@@ -263,12 +293,16 @@ def _paired_arms(
         )
     arms = []
     for prefix, role in (("", "baseline"), ("c::", "candidate")):
-        table = pa.table({spec.target: label, out: joined.column(prefix + out)})
-        cols = read_labeled(spec, open_source(table, role=role), with_segments=False)
+        table = pa.table(
+            {spec.target: label, out: joined.column(prefix + out),
+             **{c: joined.column(c) for c in spec.segments}}
+        )  # fmt: skip
+        cols = read_labeled(spec, open_source(table, role=role))
         output = cols.y_score if spec.task == "binary" else cols.y_pred
         assert output is not None
         latency = {c: _finite(joined.column(prefix + c)) for c in latency_cols}
-        arms.append(Arm(cols.y_true, output, joined.num_rows, latency))
+        segments = _segment_values(cols.segments)
+        arms.append(Arm(cols.y_true, output, joined.num_rows, latency, segments))
     return arms[0], arms[1], rows
 
 
@@ -300,9 +334,15 @@ def _same_labels(a: pa.ChunkedArray, b: pa.ChunkedArray, target: str) -> None:
 
 
 def _difference(
-    metric: str, spec: EvaluationSpec, rules: GatePolicy, base: Arm, cand: Arm, mode: str
+    metric: str,
+    spec: EvaluationSpec,
+    rules: GatePolicy,
+    base: Arm,
+    cand: Arm,
+    mode: str,
+    alpha: float | None = None,
 ) -> Difference:
-    common = {"task": spec.task, "threshold": spec.threshold, "alpha": rules.alpha}
+    common = {"task": spec.task, "threshold": spec.threshold, "alpha": alpha or rules.alpha}
     if mode == "paired":
         return paired_difference(
             metric, base.y_true, base.output, cand.output,
@@ -334,6 +374,51 @@ def _primary(
         higher_is_better=HIGHER_IS_BETTER[metric],
         enough_rows=enough,
     )
+
+
+def _per_segment(
+    metric: str,
+    role: Literal["primary", "guardrail"],
+    kind: str,
+    margin: float,
+    column: str,
+    spec: EvaluationSpec,
+    rules: GatePolicy,
+    base: Arm,
+    cand: Arm,
+    mode: str,
+    enough: bool,
+) -> tuple[list[CheckResult], list[str]]:
+    """One check per value of ``column`` with enough rows, at a Bonferroni-split alpha."""
+    need = rules.segment_min_rows or rules.min_rows
+    values = sorted(set(base.segments[column]) | set(cand.segments[column]))
+    masks = {v: (base.segments[column] == v, cand.segments[column] == v) for v in values}
+    judged = [v for v, (b, c) in masks.items() if min(b.sum(), c.sum()) >= need]
+    skipped = [
+        f"{metric} [{column}={v}] not judged: {int(masks[v][0].sum())} and "
+        f"{int(masks[v][1].sum())} labeled rows, fewer than {need}"
+        for v in values
+        if v not in judged
+    ]
+    alpha = rules.alpha / max(1, len(judged))
+    checks = []
+    for value in judged:
+        b_mask, c_mask = masks[value]
+        diff = _difference(
+            metric, spec, rules, base.subset(b_mask), cand.subset(c_mask), mode, alpha
+        )
+        checks.append(
+            check(
+                diff,
+                role=role,
+                kind=kind,
+                margin=margin,
+                higher_is_better=HIGHER_IS_BETTER[metric],
+                enough_rows=enough,
+                segment={"column": column, "value": str(value)},
+            )
+        )
+    return checks, skipped
 
 
 def _guardrail(
