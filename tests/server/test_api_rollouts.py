@@ -75,6 +75,14 @@ def test_shadow_rollout_promotes_a_better_challenger(api: Api, admin: dict[str, 
     assert auc["candidate"] == pytest.approx(roc_auc_score(y, challenger), rel=1e-9)
     listed = api.client.get(URL, headers=reader).json()["rollouts"]
     assert [r["name"] for r in listed] == ["r1"]
+    # per-segment checks read the stored segment values
+    policy = {"metrics": [{"metric": "roc_auc", "segment": "channel"}]}
+    assert register(api, admin, name="r2", policy=policy).status_code == 201
+    status = api.client.get(f"{URL}/r2/status", headers=reader).json()
+    assert [(c["metric"], c["segment"]) for c in status["checks"]] == [
+        ("roc_auc", None), ("roc_auc", {"column": "channel", "value": "web"})
+    ]  # fmt: skip
+    assert status["checks"][1]["candidate"] == pytest.approx(auc["candidate"], rel=1e-12)
 
 
 def test_canary_rollback_through_the_flagger_webhook(api: Api, admin: dict[str, str]) -> None:
@@ -110,6 +118,9 @@ def test_rollout_errors_and_tenant_scoping(api: Api, admin: dict[str, str]) -> N
     body = assert_problem(register(api, admin, challenger="v1"), 422)
     assert "different versions" in body["detail"]
     assert_problem(register(api, admin, mode="blue-green"), 422)
+    policy = {"guardrails": [{"metric": "fpr", "segment": "country"}]}
+    body = assert_problem(register(api, admin, policy=policy), 400)
+    assert "segment 'country'" in body["detail"] and "channel" in body["detail"]
     assert_problem(api.client.get(f"{URL}/missing/status", headers=admin), 404)
     assert register(api, admin).status_code == 201
     other = api.key("globex", "admin")

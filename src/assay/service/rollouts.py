@@ -15,13 +15,20 @@ from assay.errors import ConfigError, EmptyInputError, NotFoundError
 from assay.rollout.decision import EXIT_CODES
 from assay.rollout.spec import RolloutSpec
 from assay.service.gate import gate
-from assay.store.base import Store
+from assay.store.base import SEGMENT_PREFIX, Store
 
 
 def register_rollout(store: Store, tenant: str, model: str, spec: RolloutSpec) -> bool:
     """Save ``spec`` for ``model``; True when the rollout is new."""
-    task = store.get_model(tenant, model).task
-    if task == "multiclass":
+    model_spec = store.get_model(tenant, model)
+    unknown = [c for c in spec.policy.segment_columns if c not in model_spec.segments]
+    if unknown:
+        raise ConfigError(
+            f"the policy checks segment {unknown[0]!r}, which model {model!r} does not have",
+            field="policy.segment",
+            hint="use one of: " + (", ".join(model_spec.segments) or "(no segments registered)"),
+        )
+    if model_spec.task == "multiclass":
         raise ConfigError(
             "rollouts compare binary or regression models",
             field="model",
@@ -51,9 +58,10 @@ def rollout_status(
     output = "score" if model_spec.task == "binary" else "prediction"
     end = spec.end or now or datetime.now(UTC)
     arms = [
-        _arm(store.scan(tenant, model, version=v, start=spec.start, end=end), output)
+        _arm(store.scan(tenant, model, version=v, start=spec.start, end=end), output,
+             model_spec.segments)
         for v in (spec.champion, spec.challenger)
-    ]
+    ]  # fmt: skip
     versions = {"champion": spec.champion, "challenger": spec.challenger}
     try:
         decision = gate(
@@ -93,13 +101,13 @@ def rollout_status(
     }
 
 
-def _arm(scan: pa.Table, output: str) -> pa.Table:
-    """One version's events as the gate reads them: id, target, output and latency."""
-    return pa.table(
-        {
-            "id": scan.column("id"),
-            "target": scan.column("label"),
-            output: scan.column(output),
-            "latency_ms": scan.column("latency_ms"),
-        }
-    )
+def _arm(scan: pa.Table, output: str, segments: list[str]) -> pa.Table:
+    """One version's events as the gate reads them: id, target, output, latency, segments."""
+    columns = {
+        "id": scan.column("id"),
+        "target": scan.column("label"),
+        output: scan.column(output),
+        "latency_ms": scan.column("latency_ms"),
+    }
+    columns.update({name: scan.column(SEGMENT_PREFIX + name) for name in segments})
+    return pa.table(columns)
