@@ -46,8 +46,8 @@ class RayOptions:
 
     ``partitions``: at least this many partitions per window (default: 2 × the cluster's
     CPUs, and never fewer than the files). ``worker_memory``: a hard cap, in bytes, on the
-    memory each fold task may add (the kernel's data-segment limit; each task then runs in
-    a fresh worker process).
+    memory each fold task may add to its worker (the kernel's data-segment limit, set for
+    the task's duration; Linux).
     """
 
     address: str | None = None
@@ -118,9 +118,9 @@ def survey(
             labels = [c for c in (plan.spec.target, plan.spec.prediction) if c]
         if not numeric and not labels:
             continue
-        for part, source in _shipped(ray, data):
-            jobs.append((number, task.remote(source, part, numeric, labels, plan.spec.target,
-                                             options.batch_size)))  # fmt: skip
+        for part, filesystem, rows in _shipped(ray, data):
+            jobs.append((number, task.remote(filesystem, rows, part, numeric, labels,
+                                             plan.spec.target, options.batch_size)))  # fmt: skip
     ranges: dict[str, tuple[float, float]] = {}
     classes: list[set[str]] = [set() for _ in windows]
     for (number, _), found in zip(jobs, ray.get([job for _, job in jobs]), strict=True):
@@ -134,13 +134,14 @@ def survey(
 
 def fold_window(ray: Any, data: Partitioned, plan: FoldPlan, options: RayOptions) -> WindowFold:
     """Fold every partition on Ray and tree-merge the states; only the result is fetched."""
-    fold = ray.remote(_fold_partition)
-    if options.worker_memory:
-        fold = fold.options(max_calls=1)  # the memory cap must not outlive the task
+    # running out of a fixed memory cap is not transient: no retry then
+    fold = ray.remote(_fold_partition).options(
+        num_returns=2, **({"max_retries": 0} if options.worker_memory else {})
+    )
     blobs, infos = [], []
-    for part, source in _shipped(ray, data):
-        blob, info = fold.options(num_returns=2).remote(
-            plan, source, part, options.batch_size, options.worker_memory
+    for part, filesystem, rows in _shipped(ray, data):
+        blob, info = fold.remote(
+            plan, filesystem, rows, part, options.batch_size, options.worker_memory
         )
         blobs.append(blob)
         infos.append(info)
@@ -174,14 +175,18 @@ def tree_merge(ray: Any, merge: Any, refs: list[Any]) -> Any:
     return next(iter(runs.values()))[1]
 
 
-def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any]]:
-    """Each partition with what a task needs to read it (a filesystem, or its rows)."""
+def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any, Any]]:
+    """Each partition with what a task needs to read it: a filesystem, or its rows.
+
+    In-memory rows go to the object store as top-level task arguments, which Ray
+    resolves (zero-copy for Arrow) before the task runs.
+    """
     for part in data.partitions:
         if data.table is None:
-            yield part, (data.filesystem, None)
+            yield part, data.filesystem, None
         else:
             rows = data.table.slice(part.offset, part.rows)
-            yield replace(part, offset=0), (None, ray.put(rows))
+            yield replace(part, offset=0), None, ray.put(rows)
 
 
 # -- the tasks (run in Ray workers) --------------------------------------------------
@@ -213,25 +218,29 @@ def _box(err: AssayError) -> _Boxed:
 
 def _fold_partition(
     plan: FoldPlan,
-    source: tuple[pafs.FileSystem | None, pa.Table | None],
+    filesystem: pafs.FileSystem | None,
+    rows: pa.Table | None,
     part: Partition,
     batch_size: int,
     worker_memory: int | None,
 ) -> tuple[bytes | _Boxed, dict[str, Any]]:
     started = time.perf_counter()
     _reset_peak_rss()
-    if worker_memory:
-        data_now = _proc_status("VmData")
-        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-        resource.setrlimit(resource.RLIMIT_DATA, (data_now + worker_memory, hard))
     info: dict[str, Any] = {"index": part.index, "rows": part.rows}
+    limit = resource.getrlimit(resource.RLIMIT_DATA)
+    if worker_memory:  # the kernel refuses this task any allocation past the cap
+        cap = _proc_status("VmData") + worker_memory
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, limit[1]))
     try:
-        folded = fold_batches(plan, read_partition(source, part, plan.columns, batch_size))
+        batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
+        folded = fold_batches(plan, batches)
         blob: bytes | _Boxed = folded.to_bytes()
         info["state_bytes"] = len(blob)  # type: ignore[arg-type]
     except AssayError as err:
         blob = _box(err)
         info["error"] = str(err)
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
     info["seconds"] = round(time.perf_counter() - started, 4)
     info["peak_rss_bytes"] = _proc_status("VmHWM")
     info["pid"] = os.getpid()
@@ -250,7 +259,8 @@ def _merge_blobs(left: bytes | _Boxed, right: bytes | _Boxed) -> bytes | _Boxed:
 
 
 def _survey_partition(
-    source: tuple[pafs.FileSystem | None, pa.Table | None],
+    filesystem: pafs.FileSystem | None,
+    rows: pa.Table | None,
     part: Partition,
     numeric: list[str],
     labels: list[str],
@@ -260,7 +270,7 @@ def _survey_partition(
     ranges: dict[str, tuple[float, float]] = {}
     classes: set[str] = set()
     columns = list(dict.fromkeys([*numeric, *labels]))
-    for batch in read_partition(source, part, columns, batch_size):
+    for batch in read_partition((filesystem, rows), part, columns, batch_size):
         for name in numeric:
             values = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
             values = values[np.isfinite(values)]
