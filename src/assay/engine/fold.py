@@ -306,6 +306,7 @@ def _window_labels(plan: FoldPlan, table: pa.Table) -> pa.ChunkedArray:
             field=column,
         )
     start = pc.floor_temporal(values, multiple=seconds, unit="second")
+    start = pc.cast(start, pa.timestamp("s", tz=values.type.tz))  # whole seconds
     return pc.strftime(start, format="%Y-%m-%dT%H:%M:%SZ")
 
 
