@@ -3,7 +3,8 @@
 Starts `assay serve`, creates a key with `assay keys create` while it runs, registers the
 fraud model, replays two weeks of production traffic (predictions as they happen, labels
 three days later, drift from day 8), then prints the evaluation of each day with its
-label completeness. Stops the server it started.
+label completeness and the alerts, runs a canary and a shadow rollout (demo_rollouts.py),
+and stops the server it started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
+from demo_rollouts import run_rollouts  # beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -73,18 +75,22 @@ def main() -> int:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
                           timeout=60) as http:  # fmt: skip
             _check(http.post("/v1/models", json=MODEL))
-            replay(http, console, args.days, args.per_day)
+            predictions, labels = replay(http, console, args.days, args.per_day)
             report = _check(http.get("/v1/models/fraud/evaluations",
                                      params={"window": "1d", "segment": "channel"}))  # fmt: skip
             print_days(report, console)
             print_alerts(_wait_for_alerts(http), console)
+            run_rollouts(http, console, predictions, labels, args.out,
+                         lambda kind, table: _send(http, kind, table))  # fmt: skip
     finally:
         _stop(server)
     return 0
 
 
-def replay(http: httpx.Client, console: Console, days: int, per_day: int) -> None:
-    """Send each day's predictions, and the labels that arrive that day."""
+def replay(
+    http: httpx.Client, console: Console, days: int, per_day: int
+) -> tuple[pa.Table, pa.Table]:
+    """Send each day's predictions, and the labels that arrive that day; answer both."""
     predictions, labels = production_stream(days=days, per_day=per_day, drift_day=days // 2 + 1)
     start = predictions.column("timestamp")[0].as_py().replace(hour=0, minute=0, second=0)
     started = time.perf_counter()
@@ -93,11 +99,7 @@ def replay(http: httpx.Client, console: Console, days: int, per_day: int) -> Non
         lo, hi = start + timedelta(days=day), start + timedelta(days=day + 1)
         for kind, table in (("predictions", predictions), ("labels", labels)):
             today = _between(table, lo, min(hi, datetime.now(UTC)))
-            for offset in range(0, today.num_rows, 2000):
-                batch = today.slice(offset, 2000)
-                answer = _check(http.post(f"/v1/models/fraud/{kind}", content=_arrow(batch),
-                                          headers={"Content-Type": ARROW}))  # fmt: skip
-                sent[kind] += answer["accepted"]
+            sent[kind] += _send(http, kind, today)
         if day == 2:  # the first three days become the drift reference
             _check(
                 http.post(
@@ -113,6 +115,18 @@ def replay(http: httpx.Client, console: Console, days: int, per_day: int) -> Non
     console.print(f"replayed {sent['predictions']:,} predictions and {sent['labels']:,} labels "
                   f"in {elapsed:.1f} s ({(sent['predictions'] + sent['labels']) / elapsed:,.0f} "
                   "events/s over HTTP with Arrow bodies)")  # fmt: skip
+    return predictions, labels
+
+
+def _send(http: httpx.Client, kind: str, table: pa.Table) -> int:
+    """Post ``table`` (predictions or labels) in Arrow batches; answer the accepted count."""
+    accepted = 0
+    for offset in range(0, table.num_rows, 2000):
+        batch = table.slice(offset, 2000)
+        answer = _check(http.post(f"/v1/models/fraud/{kind}", content=_arrow(batch),
+                                  headers={"Content-Type": ARROW}))  # fmt: skip
+        accepted += answer["accepted"]
+    return accepted
 
 
 def print_days(report: dict[str, Any], console: Console) -> None:

@@ -396,3 +396,16 @@ def test_paired_segment_checks_use_the_baseline_segments() -> None:
     assert d.checks[1].difference["candidate"] == pytest.approx(
         roc_auc_score(y[::2], s[::2]), rel=1e-12
     )
+
+
+def test_sequential_mode_refuses_metrics_its_test_does_not_cover() -> None:
+    with pytest.raises(ConfigError, match=r"sequential \(canary\) metric 'roc_auc'"):
+        assay.gate(arm(200, 0.4, 1), arm(200, 0.4, 2), metrics=["roc_auc"], sequential=True)
+    d = assay.gate(arm(200, 0.4, 1), arm(200, 0.4, 2), sequential=True)
+    assert [c.metric for c in d.checks] == ["accuracy"]  # the sequential default
+
+
+def test_a_margin_without_metrics_next_to_a_policy_is_refused(tmp_path: Path) -> None:
+    policy = GatePolicy.model_validate({"metrics": [{"metric": "accuracy"}]})
+    with pytest.raises(ConfigError, match="--margin applies"):
+        assay.gate(arm(200, 0.4, 1), arm(200, 0.4, 2), policy=policy, margin=0.01)

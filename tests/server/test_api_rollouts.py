@@ -118,6 +118,9 @@ def test_rollout_errors_and_tenant_scoping(api: Api, admin: dict[str, str]) -> N
     body = assert_problem(register(api, admin, challenger="v1"), 422)
     assert "different versions" in body["detail"]
     assert_problem(register(api, admin, mode="blue-green"), 422)
+    canary_auc = {"metrics": [{"metric": "roc_auc"}]}
+    body = assert_problem(register(api, admin, mode="canary", policy=canary_auc), 400)
+    assert "sequential (canary) metric 'roc_auc'" in body["detail"]
     policy = {"guardrails": [{"metric": "fpr", "segment": "country"}]}
     body = assert_problem(register(api, admin, policy=policy), 400)
     assert "segment 'country'" in body["detail"] and "channel" in body["detail"]

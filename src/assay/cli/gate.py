@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assay.errors import ConfigError
 
@@ -184,7 +185,7 @@ def _print(data: dict[str, Any], console: Console) -> None:
         mark = {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(
             c["outcome"], "[yellow]inconclusive[/]"
         )
-        console.print(f"  {c['role']:9} {mark}  {c['reason']}", highlight=False)
+        console.print(f"  {c['role']:9} {mark}  {escape(c['reason'])}", highlight=False)
     for reason in data["reasons"]:
         if reason.startswith(("sample ratio", "each arm")):
-            console.print(f"  {reason}", highlight=False)
+            console.print(f"  {escape(reason)}", highlight=False)

@@ -108,7 +108,8 @@ class MonitorScheduler:
         for name in self.store.get_rollouts(tenant, model):
             status = rollout_status(self.store, tenant, model, name, now=now)
             spec = status["rollout"]
-            reasons = [r for r in status["reasons"] if "fail" in r or "mismatch" in r]
+            failed = [_check_label(c) for c in status["checks"] if c["outcome"] == "fail"]
+            why = ("failed: " + ", ".join(failed)) if failed else status["reasons"][0]
             signals.append(
                 Signal(
                     labels={"tenant": tenant, "model": model, "monitor": "rollout-rollback",
@@ -121,7 +122,8 @@ class MonitorScheduler:
                     window_start=_moment(spec.get("start")) or now,
                     window_end=now,
                     summary=f"roll back {model} {spec['challenger']} to {spec['champion']} "
-                    f"(rollout {name}): " + "; ".join(reasons or status["reasons"])[:500],
+                    f"(rollout {name}): {why}"[:500],
+                    annotations={"description": "; ".join(status["reasons"])[:4000]},
                     severity="critical",
                 )
             )  # fmt: skip
@@ -170,3 +172,8 @@ class MonitorScheduler:
 
 def _moment(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def _check_label(check: dict[str, Any]) -> str:
+    segment = check.get("segment")
+    return check["metric"] + (f"[{segment['column']}={segment['value']}]" if segment else "")

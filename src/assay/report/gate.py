@@ -94,9 +94,7 @@ def to_junit(decision: Mapping[str, Any]) -> str:
         errors="0",
     )
     for c in checks:
-        case = ET.SubElement(
-            suite, "testcase", classname=f"assay.gate.{c['role']}", name=_label(c)
-        )
+        case = ET.SubElement(suite, "testcase", classname=f"assay.gate.{c['role']}", name=_label(c))
         if c["outcome"] == "fail":
             ET.SubElement(case, "failure", message=c["reason"]).text = c["reason"]
         elif c["outcome"] == "inconclusive":

@@ -119,9 +119,16 @@ class GatePolicy(_Strict):
         return self.model_dump(mode="json")
 
 
-def default_metric(task: str) -> str:
-    """The primary metric when none is named: ROC AUC, or MAE for regression."""
-    return "mae" if task == "regression" else "roc_auc"
+def default_metric(task: str, *, sequential: bool = False) -> str:
+    """The primary metric when none is named: ROC AUC (accuracy for a sequential canary,
+    whose test covers per-row means), or MAE for regression.
+
+    >>> default_metric("binary"), default_metric("binary", sequential=True)
+    ('roc_auc', 'accuracy')
+    """
+    if task == "regression":
+        return "mae"
+    return "accuracy" if sequential else "roc_auc"
 
 
 def load_policy(path: str | Path) -> GatePolicy:

@@ -37,6 +37,7 @@ from assay.stats import (
     BINARY_METRICS,
     HIGHER_IS_BETTER,
     REGRESSION_METRICS,
+    SEQUENTIAL_METRICS,
     Difference,
     paired_difference,
     quantile_difference,
@@ -100,9 +101,9 @@ def gate(
     ('promote', 0, 'delong_paired')
     """
     started = time.time()
-    rules = _resolve_policy(policy, metrics, margin, task)
-    if sequential is not None:
-        rules = rules.model_copy(update={"sequential": sequential})
+    rules = check_policy(
+        task, _resolve_policy(policy, metrics, margin), sequential=sequential, margin=margin
+    )
     if paired and not id_column:
         raise ConfigError("paired comparison joins by id", field="id", hint="pass --id COLUMN")
     if paired and rules.sequential:
@@ -111,7 +112,6 @@ def gate(
             field="sequential",
             hint="drop --paired, or drop sequential",
         )
-    _check_metrics(task, rules)
     spec = EvaluationSpec.build(
         task=task,
         target=target,
@@ -185,7 +185,7 @@ def gate(
 
 
 def _resolve_policy(
-    policy: GatePolicy | str | Path | None, metrics: Iterable[str], margin: float, task: str
+    policy: GatePolicy | str | Path | None, metrics: Iterable[str], margin: float
 ) -> GatePolicy:
     if margin < 0:
         raise ConfigError(
@@ -201,28 +201,46 @@ def _resolve_policy(
         rules = load_policy(policy)
     named = list(metrics)
     if named:
-        rules = rules.with_metrics(named, margin)
-    elif not rules.metrics:
-        rules = rules.with_metrics([default_metric(task)], margin)
+        return rules.with_metrics(named, margin)
+    if margin and rules.metrics:
+        raise ConfigError(
+            "--margin applies to the metrics named with --metric",
+            field="margin",
+            hint="set margins in the policy file, or name the metrics with --metric",
+        )
     return rules
 
 
-def _check_metrics(task: str, rules: GatePolicy) -> None:
+def check_policy(
+    task: str, rules: GatePolicy, *, sequential: bool | None = None, margin: float = 0.0
+) -> GatePolicy:
+    """The policy as the gate applies it, once checked: without metrics, the task's default
+    metric (see :func:`~assay.rollout.policy.default_metric`) at ``margin``."""
+    if sequential is not None:
+        rules = rules.model_copy(update={"sequential": sequential})
     if task not in TASKS:
         raise ConfigError(
             f"the gate compares binary or regression models, not {task!r}",
             field="task",
             hint="use --task binary or --task regression",
         )
+    if not rules.metrics:
+        rules = rules.with_metrics([default_metric(task, sequential=rules.sequential)], margin)
     known = TASKS[task]
+    if rules.sequential:  # the confidence sequence covers per-row means only
+        known = known & SEQUENTIAL_METRICS
     for where, name in [("metric", m.metric) for m in rules.metrics] + [
         ("guardrails", g.metric) for g in rules.guardrails
     ]:
         if name not in known and not (where == "guardrails" and name in LATENCY_GUARDRAILS):
             choices = sorted(known) + (list(LATENCY_GUARDRAILS) if where == "guardrails" else [])
+            what = "sequential (canary)" if rules.sequential and name in TASKS[task] else task
             raise ConfigError(
-                f"unknown {task} metric {name!r}", field=where, hint="use " + ", ".join(choices)
+                f"{what} metric {name!r} is not supported",
+                field=where,
+                hint="use " + ", ".join(choices),
             )
+    return rules
 
 
 def _is_latency(g: Guardrail) -> bool:

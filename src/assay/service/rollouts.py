@@ -14,7 +14,7 @@ import pyarrow as pa
 from assay.errors import ConfigError, EmptyInputError, NotFoundError
 from assay.rollout.decision import EXIT_CODES
 from assay.rollout.spec import RolloutSpec
-from assay.service.gate import gate
+from assay.service.gate import check_policy, gate
 from assay.store.base import SEGMENT_PREFIX, Store
 
 
@@ -34,6 +34,7 @@ def register_rollout(store: Store, tenant: str, model: str, spec: RolloutSpec) -
             field="model",
             hint="compare multiclass versions offline with assay evaluate",
         )
+    check_policy(model_spec.task, spec.policy, sequential=spec.gate_mode == "sequential")
     return store.put_rollout(tenant, model, spec.name, spec.model_dump(mode="json"))
 
 
