@@ -139,7 +139,7 @@ def gate(
                 model=registered_model,
                 baseline_version=_version(models, "champion"),
                 candidate_version=_version(models, "challenger"),
-                artifacts=[p for p in written if p != json_out] + ([json_out] if json_out else []),
+                artifacts=[p for p in written if p != json_out],  # the decision is logged once
             )
             data["mlflow_run_id"] = run_id
     if not quiet:
