@@ -105,3 +105,39 @@ def test_paired_bootstrap_f1_interval_coverage() -> None:
         d = paired_difference("f1", y, scores["base"], scores["cand"], n_boot=500, seed=i)
         covered += d.ci[0] <= truth <= d.ci[1]
     _within_mc_error(covered, sims)
+
+
+def _mae_arms(
+    rng: np.random.Generator, n: int, s_b: float, s_c: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Targets 0 and correlated normal errors: the true mae is σ·sqrt(2/π)."""
+    e_b = rng.normal(0, 1, n)
+    e_c = 0.5 * e_b + math.sqrt(1 - 0.25) * rng.normal(0, 1, n)
+    return np.zeros(n), s_b * e_b, s_c * e_c
+
+
+def test_paired_bootstrap_ordinary_rows_path_coverage() -> None:
+    rng = np.random.default_rng(106)
+    s_b, s_c, n, sims = 1.0, 0.9, 300, 400
+    truth = (s_c - s_b) * math.sqrt(2 / math.pi)
+    covered = 0
+    for i in range(sims):
+        y, base, cand = _mae_arms(rng, n, s_b, s_c)
+        d = paired_difference("mae", y, base, cand, task="regression", n_boot=500, seed=i)
+        covered += d.ci[0] <= truth <= d.ci[1]
+    _within_mc_error(covered, sims)
+
+
+def test_bag_of_little_bootstraps_path_coverage() -> None:
+    # above EXACT_ROWS rows the bootstrap resamples small subsets to the full size
+    from assay.stats.resample import EXACT_ROWS
+
+    rng = np.random.default_rng(107)
+    s_b, s_c, n, sims = 1.0, 0.96, EXACT_ROWS + 1, 300
+    truth = s_c - s_b  # the rmse of N(0, σ) errors is σ
+    covered = 0
+    for i in range(sims):
+        y, base, cand = _mae_arms(rng, n, s_b, s_c)
+        d = paired_difference("rmse", y, base, cand, task="regression", n_boot=300, seed=i)
+        covered += d.ci[0] <= truth <= d.ci[1]
+    _within_mc_error(covered, sims)

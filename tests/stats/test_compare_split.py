@@ -232,3 +232,32 @@ def test_srm_flags_a_broken_split_and_rejects_bad_input() -> None:
         sample_ratio_mismatch([10, -1], [0.5, 0.5])
     with pytest.raises(InputError):
         sample_ratio_mismatch([0, 0], [0.5, 0.5])
+
+
+def test_small_sample_quantile_bootstrap_matches_numpy_resampling() -> None:
+    rng = np.random.default_rng(22)
+    b, c = rng.exponential(1.0, 60), rng.exponential(1.3, 80)
+    d = quantile_difference(b, c, 0.9, n_boot=4000)
+    ref = np.array([
+        np.quantile(c[rng.integers(0, 80, 80)], 0.9) - np.quantile(b[rng.integers(0, 60, 60)], 0.9)
+        for _ in range(4000)
+    ])  # fmt: skip
+    lo, hi = np.quantile(ref, [0.025, 0.975])
+    assert d.ci == pytest.approx((lo, hi), abs=0.12 * (hi - lo))
+
+
+def test_large_sample_quantile_interval_agrees_with_an_ordinary_numpy_bootstrap() -> None:
+    # 40,000 rows an arm: the bootstrap draws only the rows near the quantile one by one;
+    # the reference resamples whole arms with numpy
+    rng = np.random.default_rng(21)
+    b, c = rng.lognormal(3.0, 0.6, 40_000), rng.lognormal(3.02, 0.6, 40_000)
+    d = quantile_difference(b, c, 0.95, n_boot=1000)
+    ref = np.array([
+        np.quantile(c[rng.integers(0, c.size, c.size)], 0.95)
+        - np.quantile(b[rng.integers(0, b.size, b.size)], 0.95)
+        for _ in range(300)
+    ])  # fmt: skip
+    lo, hi = np.quantile(ref, [0.025, 0.975])
+    assert d.difference == pytest.approx(np.quantile(c, 0.95) - np.quantile(b, 0.95), abs=TOL)
+    assert (d.ci[1] - d.ci[0]) == pytest.approx(hi - lo, rel=0.15)
+    assert d.ci[0] == pytest.approx(lo, abs=0.15 * (hi - lo))

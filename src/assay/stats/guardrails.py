@@ -24,10 +24,8 @@ from scipy.stats import chi2
 
 from assay.errors import InputError
 from assay.stats.compare import Difference, as_float, check_alpha, undefined
-from assay.stats.resample import percentile_test
+from assay.stats.resample import percentile_test, quantile_deviations
 from assay.stats.split import moments, welch
-
-_CELLS = 2_000_000
 
 
 def _values(baseline: Any, candidate: Any, paired: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -88,15 +86,12 @@ def quantile_difference(
             float(np.quantile(c, q)) if c.size else None,
         )
     base, cand = float(np.quantile(b, q)), float(np.quantile(c, q))
-    rng = np.random.default_rng(seed)
-    deltas = []
-    block = max(1, _CELLS // max(b.size, c.size))
-    for start in range(0, int(n_boot), block):
-        k = min(block, int(n_boot) - start)
-        rows_b = rng.integers(0, b.size, size=(k, b.size))
-        rows_c = rows_b if paired else rng.integers(0, c.size, size=(k, c.size))
-        deltas.append(np.quantile(c[rows_c], q, axis=1) - np.quantile(b[rows_b], q, axis=1))
-    ci, p_value = percentile_test(np.concatenate(deltas), alpha)
+    if paired:
+        devs = quantile_deviations([b, c], float(q), int(n_boot), seed)
+    else:
+        devs = quantile_deviations([c], float(q), int(n_boot), [seed, 1])
+        devs -= quantile_deviations([b], float(q), int(n_boot), [seed, 0])
+    ci, p_value = percentile_test(cand - base, devs, alpha)
     return Difference(name, base, cand, cand - base, ci, p_value, test, b.size, c.size, alpha)
 
 

@@ -39,7 +39,7 @@ from assay.stats.compare import (
     undefined,
 )
 from assay.stats.intervals import wilson_interval
-from assay.stats.resample import metric_values, percentile_test, point_value, replicates
+from assay.stats.resample import metric_deviations, percentile_test, point_value
 
 EXACT_BELOW = 25  # discordant pairs below which McNemar's exact binomial test is used
 _MCNEMAR = frozenset(ROW_SETS) - {"precision"}
@@ -263,12 +263,9 @@ def _bootstrap(
             cand,
         )
 
-    def delta(counts: np.ndarray) -> np.ndarray:
-        return metric_values(metric, y, s_cand, w, counts, threshold=threshold) - metric_values(
-            metric, y, s_base, w, counts, threshold=threshold
-        )
-
-    ci, p_value = percentile_test(replicates(delta, n, int(n_boot), seed), alpha)
+    # rows are resampled once and both models scored on the same resample
+    devs = metric_deviations(metric, y, [s_base, s_cand], w, threshold, int(n_boot), seed)
+    ci, p_value = percentile_test(cand - base, devs, alpha)
     if ci is None:
         return undefined(
             metric,

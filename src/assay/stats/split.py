@@ -47,7 +47,7 @@ from assay.stats.compare import (
 from assay.stats.intervals import wilson_interval
 from assay.stats.paired import normal_test
 from assay.stats.ranking import ScoreGroups, auc_delong
-from assay.stats.resample import metric_values, percentile_test, point_value, replicates
+from assay.stats.resample import metric_deviations, percentile_test, point_value
 
 Arm = tuple[np.ndarray, np.ndarray]
 
@@ -284,13 +284,9 @@ def _bootstrap(
                 f"{metric} is undefined on the {name} arm: {empty_reason(metric)}",
                 *values,
             )
-
-        def statistic(counts: np.ndarray, y=y, s=s, w=w) -> np.ndarray:  # type: ignore[no-untyped-def]
-            return metric_values(metric, y, s, w, counts, threshold=threshold)
-
-        draws.append(replicates(statistic, y.size, int(n_boot), [seed, arm]))
-    ci, p_value = percentile_test(draws[1] - draws[0], alpha)
+        draws.append(metric_deviations(metric, y, [s], w, threshold, int(n_boot), [seed, arm]))
     base_v, cand_v = values
+    ci, p_value = percentile_test(cand_v - base_v, draws[1] - draws[0], alpha)
     if ci is None:
         return undefined(
             metric,
