@@ -1,0 +1,277 @@
+"""Scale-out benchmark: the local engine against the Ray engine on partitioned Parquet.
+
+For each ``--rows N`` a current window of N rows is written to ``bench/data/scale-N/`` as
+``--files`` Parquet files (128Ki-row row groups), with a 1M-row reference window beside
+it. Three contenders evaluate the same files, each in a fresh process:
+
+* ``local``: ``assay.evaluate(current, reference=..., segments=["segment"])``;
+* ``ray``: the same with ``engine="ray"`` (exact states) on a local Ray runtime of
+  ``--cpus`` CPUs started in that process (its start-up is reported apart);
+* ``ray-approx``: ``engine="ray", approximate=True`` (fixed-size sketches).
+
+Reported: wall seconds of the evaluation, peak RSS of the driver and of the largest
+worker process (``VmHWM``, folds and merges included), and the bytes of state each
+partition sends. Then the issue's targets, and a projection to 10 billion rows on 100
+nodes from the measured state sizes and fold throughput. ``--record`` appends it all to
+``bench/RESULTS.md``.
+
+    .venv/bin/python bench/scale.py --rows 1000000                  # small, quick
+    .venv/bin/python bench/scale.py --rows 10000000 --rows 30000000 --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+CONTENDERS = ("local", "ray", "ray-approx")
+REFERENCE_ROWS = 1_000_000
+ROW_GROUP = 128 * 1024
+NUMERIC = ("num_normal", "num_lognormal", "num_exponential", "num_uniform")
+
+
+def _chunk(rng: np.random.Generator, n: int, current: bool) -> pa.Table:
+    shift = 0.1 if current else 0.0
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * x - 2.0)))).astype(np.int8)
+    score = 1 / (1 + np.exp(-(1.2 * x + rng.normal(0, 0.8, n) - 2.0)))
+    return pa.table({
+        "target": y,
+        "score": score,
+        "segment": pa.array(rng.choice(np.array(["a", "b", "c", "d", "e"]), n)),
+        "country": pa.array(rng.choice(np.array(["DE", "FR", "US", "BR", "IN", "JP"]), n)),
+        "num_normal": rng.normal(shift, 1.0, n),
+        "num_lognormal": rng.lognormal(3.0 + shift, 0.8, n),
+        "num_exponential": rng.exponential(1.0 + shift, n),
+        "num_uniform": rng.random(n),
+    })  # fmt: skip
+
+
+def _write(folder: Path, rows: int, files: int, seed: int, current: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    bounds = np.linspace(0, rows, files + 1).astype(np.int64)
+    for i in range(files):
+        n = int(bounds[i + 1] - bounds[i])
+        tmp = folder / f".part-{i:04d}.parquet.tmp"
+        pq.write_table(_chunk(rng, n, current), tmp, row_group_size=ROW_GROUP)
+        tmp.replace(folder / f"part-{i:04d}.parquet")
+
+
+def ensure_data(data_dir: Path, rows: int, files: int, seed: int) -> tuple[Path, Path]:
+    """The current window of ``rows`` rows and the reference window (written once)."""
+    reference = data_dir / "scale-reference"
+    current = data_dir / f"scale-{rows}-{files}"
+    for folder, n, count, is_current in ((reference, REFERENCE_ROWS, 8, False),
+                                         (current, rows, files, True)):  # fmt: skip
+        if len(list(folder.glob("part-*.parquet"))) != count:
+            started = time.perf_counter()
+            _write(folder, n, count, seed + int(is_current), is_current)
+            print(f"wrote {folder.name}: {n:,} rows in {time.perf_counter() - started:.1f}s")
+    return current, reference
+
+
+# -- one contender in its own process ------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return {}
+    out = dict(line.split(":", 1) for line in lines if ":" in line)
+    out["cmdline"] = cmd
+    return {k: v.strip() for k, v in out.items()}
+
+
+def run_only(name: str, current: Path, reference: Path, cpus: int) -> None:
+    """Run one contender here and print its measurements as JSON (the parent reads it)."""
+    import warnings
+
+    import assay
+
+    warnings.simplefilter("ignore")
+    out: dict[str, Any] = {"name": name}
+    kwargs: dict[str, Any] = {"reference": str(reference), "segments": ["segment"]}
+    if name != "local":
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        import ray
+
+        started = time.perf_counter()
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")  # fmt: skip
+        out["startup_seconds"] = time.perf_counter() - started
+        kwargs.update(engine="ray", approximate=name == "ray-approx")
+    started = time.perf_counter()
+    result = assay.evaluate(str(current), **kwargs)
+    out["seconds"] = time.perf_counter() - started
+    out["driver_peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    overall = result.metrics["overall"]
+    out["roc_auc"] = overall["roc_auc"]
+    out["auc_bound"] = overall.get("error_bounds", {}).get("roc_auc", 0.0)
+    out["ks_num_normal"] = result.drift["num_normal"]["ks"]["statistic"]
+    if name != "local":
+        workers = [s for s in map(_status, _descendants(os.getpid())) if s]
+        marks = ("default_worker", "ray::")
+        workers = [s for s in workers if any(k in s["cmdline"] for k in marks)]
+        peaks = [int(s["VmHWM"].split()[0]) / 1024 for s in workers if "VmHWM" in s]
+        out["worker_peak_mib"] = max(peaks, default=0.0)
+        window = result.run["ray"]["windows"]["current"]
+        out["partitions"] = window["partitions"]
+        out["rows_per_partition"] = window["rows_per_partition"]
+        out["state_bytes"] = window["state_bytes_per_partition"]
+        out["task_peak_mib"] = window["peak_task_rss_bytes"] / 2**20
+        ray.shutdown()
+    print("RESULT " + json.dumps(out))
+
+
+def measure(name: str, current: Path, reference: Path, cpus: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--only", name, "--current", str(current),
+           "--reference", str(reference), "--cpus", str(cpus)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def report(rows: int, files: int, cpus: int, results: dict[str, dict[str, Any]]) -> str:
+    local = results["local"]
+    lines = [
+        f"### {rows:,} rows in {files} files (reference: {REFERENCE_ROWS:,} rows in 8 files)",
+        "",
+        "| contender | seconds | × local | Ray start-up s | driver peak MiB | largest worker "
+        "peak MiB | partitions | state bytes / partition (min–max) | roc_auc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in CONTENDERS:
+        r = results[name]
+        state = r.get("state_bytes")
+        lines.append(
+            f"| {name} | {r['seconds']:.2f} | {r['seconds'] / local['seconds']:.2f}× | "
+            + (f"{r['startup_seconds']:.1f}" if "startup_seconds" in r else "–")
+            + f" | {r['driver_peak_mib']:,.0f} | "
+            + (f"{r['worker_peak_mib']:,.0f}" if "worker_peak_mib" in r else "–")
+            + f" | {r.get('partitions', '–')} | "
+            + (f"{state['min']:,}–{state['max']:,}" if state else "–")
+            + f" | {r['roc_auc']:.6f}"
+            + (f" ± {r['auc_bound']:.1e}" if r.get("auc_bound") else "")
+            + " |"
+        )
+    ratio = results["ray"]["seconds"] / local["seconds"]
+    approx = results["ray-approx"]["state_bytes"]["max"]
+    lines += [
+        "",
+        f"Targets: Ray (exact) within 1.3× of local on {cpus} cores: "
+        f"**{'met' if ratio <= 1.3 else 'missed'}** ({ratio:.2f}×); "
+        f"approximate state bytes per partition ≤ 1 MiB: "
+        f"**{'met' if approx <= 2**20 else 'missed'}** ({approx:,} bytes).",
+    ]
+    return "\n".join(lines)
+
+
+def projection(results_by_rows: dict[int, dict[str, dict[str, Any]]], cpus: int) -> str:
+    """What 10 billion rows on 100 nodes would send and merge, from measured numbers."""
+    rows = max(results_by_rows)
+    r = results_by_rows[rows]
+    approx, exact = r["ray-approx"], r["ray"]
+    per_core = rows / approx["seconds"] / cpus  # rows a core folds per second, end to end
+    state = approx["state_bytes"]["max"]
+    exact_per_row = exact["state_bytes"]["max"] / exact["rows_per_partition"]["max"]
+    total_rows, nodes, cores, part_rows = 10_000_000_000, 100, 16, 1_000_000
+    partitions = total_rows // part_rows
+    depth = int(np.ceil(np.log2(partitions)))
+    return "\n".join([
+        f"Projection to 10,000,000,000 rows on {nodes} nodes of {cores} cores "
+        f"(partitions of {part_rows:,} rows: {partitions:,} fold tasks), from the "
+        f"{rows:,}-row run:",
+        "",
+        f"- approximate states: each partition sends {state / 1024:,.0f} KiB whatever its "
+        f"rows; all folds send {partitions * state / 2**30:,.1f} GiB in total across the "
+        f"cluster, the merge tree has {depth} levels and {partitions - 1:,} merges of two "
+        f"{state / 1024:,.0f} KiB states, and the driver fetches one {state / 1024:,.0f} KiB "
+        f"state;",
+        f"- at the measured {per_core:,.0f} rows per core-second (this machine, folds and "
+        f"merges together), {nodes * cores} cores take about "
+        f"{total_rows / per_core / (nodes * cores) / 60:,.1f} minutes, if storage keeps up;",
+        f"- exact states keep {exact_per_row:,.1f} bytes per row here: "
+        f"{total_rows * exact_per_row / 2**30:,.0f} GiB would reach the driver, so at this "
+        f"scale the approximate states are the way (exact states suit windows that fit "
+        f"one machine).",
+    ])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, action="append", help="current rows (repeatable)")
+    parser.add_argument("--files", type=int, default=32, help="Parquet files per window")
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="Ray CPUs")
+    parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--current", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.only:
+        run_only(args.only, args.current, args.reference, args.cpus)
+        return
+    sections, by_rows = [], {}
+    for rows in args.rows or [1_000_000]:
+        current, reference = ensure_data(args.data_dir, rows, args.files, args.seed)
+        results = {}
+        for name in CONTENDERS:
+            results[name] = measure(name, current, reference, args.cpus)
+            print(f"{rows:,} rows, {name}: {results[name]['seconds']:.2f}s", flush=True)
+        by_rows[rows] = results
+        sections.append(report(rows, args.files, args.cpus, results))
+        print("\n" + sections[-1] + "\n", flush=True)
+    text = "\n\n".join([*sections, projection(by_rows, args.cpus)])
+    print(text.split("\n\n")[-1])
+    if args.record:
+        from evaluate import _load_average, machine
+
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        with RESULTS.open("a") as out:
+            out.write(f"\n## {stamp}: scale-out on Ray (`bench/scale.py`)\n\n"
+                      f"Machine: {machine()}. Load average after the runs: "
+                      f"{_load_average()}.\n\n{text}\n")  # fmt: skip
+        print(f"recorded in {RESULTS.relative_to(BENCH_DIR.parent)}")
+
+
+if __name__ == "__main__":
+    main()
