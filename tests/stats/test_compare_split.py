@@ -261,3 +261,15 @@ def test_large_sample_quantile_interval_agrees_with_an_ordinary_numpy_bootstrap(
     assert d.difference == pytest.approx(np.quantile(c, 0.95) - np.quantile(b, 0.95), abs=TOL)
     assert (d.ci[1] - d.ci[0]) == pytest.approx(hi - lo, rel=0.15)
     assert d.ci[0] == pytest.approx(lo, abs=0.15 * (hi - lo))
+
+
+def test_guardrail_inputs_empty_missing_and_bad() -> None:
+    with pytest.raises(EmptyInputError):
+        quantile_difference([], [1.0, 2.0])
+    with pytest.raises(EmptyInputError):
+        mean_difference([1.0, 2.0], [])
+    with pytest.raises(InputError):
+        quantile_difference(["fast"], [1.0, 2.0])
+    d = quantile_difference([None, None, 3.0], [1.0, 2.0, 5.0])
+    assert d.ci is None and d.n_baseline == 1 and "two values" in d.reason
+    assert "NaN" not in json.dumps(d.to_dict())

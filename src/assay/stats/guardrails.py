@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import chi2
 
-from assay.errors import InputError
+from assay.errors import EmptyInputError, InputError
 from assay.stats.compare import Difference, as_float, check_alpha, undefined
 from assay.stats.resample import percentile_test, quantile_deviations
 from assay.stats.split import moments, welch
@@ -32,9 +32,15 @@ def _values(baseline: Any, candidate: Any, paired: bool) -> tuple[np.ndarray, np
     """Both samples as float arrays without missing values (pairs dropped together)."""
     arrays = []
     for name, values in (("baseline", baseline), ("candidate", candidate)):
-        raw = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-        if raw.dtype == object:
-            raw = np.array([np.nan if v is None else v for v in raw.ravel()], dtype=np.float64)
+        try:  # None becomes nan
+            raw = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{name} must hold numbers (or None for missing)", field=name
+            ) from None
+        if raw.size == 0:
+            raise EmptyInputError(f"{name} holds no values", field=name,
+                                  hint="a comparison needs values on both arms")  # fmt: skip
         arrays.append(as_float(raw, name))
     b, c = arrays
     if paired:

@@ -61,7 +61,10 @@ def paired_difference(
     """candidate − baseline on the same labeled rows, with the paired test for ``metric``.
 
     ``baseline`` / ``candidate`` are scores (binary: the predicted class is
-    ``score >= threshold``) or predictions (regression).
+    ``score >= threshold``) or predictions (regression). Proportions compared by McNemar
+    get Newcombe's (1998) paired interval (method 10: Wilson intervals of both proportions
+    combined with their correlation); DeLong's interval is the normal (Wald) one; the
+    bootstrap's is the percentile interval.
 
     >>> y = np.array([0, 1] * 50); a = np.linspace(0, 1, 100); b = a * (0.5 + y)
     >>> d = paired_difference("roc_auc", y, a, b)
