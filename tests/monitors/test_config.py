@@ -37,7 +37,9 @@ def test_example_loads() -> None:
     assert {m.condition.compare_to for m in fraud.monitors} >= {"reference", "previous"}
     assert {m.feature for m in fraud.monitors if m.kind == "drift"} == {"amount", "*", "score"}
     checks = {m.metric for m in fraud.monitors if m.kind == "data_quality"}
-    assert checks == {"null_rate", "unseen_share", "volume"}
+    assert checks == {"null_rate", "unseen_share", "volume", "out_of_range"}
+    [ranged] = [m for m in fraud.monitors if m.metric == "out_of_range"]
+    assert ranged.range_quantiles == (0.001, 0.999)
     assert all("runbook_url" in m.annotations for m in fraud.monitors)
     assert all(m.condition.op in (">", ">=") for m in fraud.monitors
                if m.kind == "drift" and m.metric != "drifted")  # fmt: skip
@@ -92,6 +94,19 @@ def test_minimal_config_loads(tmp_path: Path) -> None:
             + "        segment: channel\n",
             "models[0].monitors[0]",
             "segment",
+        ),
+        (
+            GOOD_MONITOR + "        bounds: [0.01, 0.99]\n",
+            "models[0].monitors[0]",
+            "only an out_of_range check has bounds",
+        ),
+        (
+            GOOD_MONITOR.replace("kind: metric", "kind: data_quality").replace(
+                "roc_auc", "out_of_range"
+            )
+            + "        bounds: [0.9, 0.1]\n",
+            "models[0].monitors[0]",
+            "0 <= low < high <= 1",
         ),
     ],
 )

@@ -416,10 +416,51 @@ def test_volume_per_segment() -> None:
     assert got == {"channel=web": False, "channel=partner": False, "channel=app": True}
 
 
-def test_out_of_range_and_unreported_latency_and_errors_are_not_judged() -> None:
+def ranged_window(rows: int = 1000) -> dict[str, Any]:
+    def entry(quantiles: list[float], share: float | None) -> dict[str, Any]:
+        return {"quantiles": quantiles, "bounds": [0.0, 1.0], "below": 0, "above": 0,
+                "count": rows, "share": share}  # fmt: skip
+
+    return window(
+        rows=rows,
+        data_quality={
+            "amount": {"out_of_range": [entry([0.0, 1.0], 0.01), entry([0.001, 0.999], 0.06)]},
+            "age": {"out_of_range": [entry([0.0, 1.0], 0.05), entry([0.001, 0.999], 0.05)]},
+            "tenure_years": {"out_of_range": [entry([0.0, 1.0], None)]},
+        },
+    )
+
+
+def test_out_of_range_reads_the_entry_of_its_bounds() -> None:
+    [minmax] = judge(quality("out_of_range", ">", 0.05, "amount"), ranged_window())
+    assert (minmax.value, minmax.breached) == (0.01, False)
+    wide = quality("out_of_range", ">", 0.05, "amount", bounds=(0.001, 0.999))
+    [signal] = judge(wide, ranged_window())
+    assert (signal.value, signal.breached, signal.labels["feature"]) == (0.06, True, "amount")
+    [age] = judge(quality("out_of_range", ">", 0.05, "age"), ranged_window())
+    assert age.breached is False  # 0.05 is not > 0.05
+    [age_ge] = judge(quality("out_of_range", ">=", 0.05, "age"), ranged_window())
+    assert age_ge.breached is True
+
+
+def test_out_of_range_of_every_feature_and_what_is_not_judged() -> None:
+    signals = judge(quality("out_of_range", ">", 0.02, "*"), ranged_window())
+    got = {s.labels["feature"]: s.breached for s in signals}
+    assert got == {"age": True, "amount": False, "tenure_years": None}
+    [unevaluated] = judge(quality("out_of_range", ">", 0.02, "age", bounds=(0.01, 0.99)),
+                          ranged_window())  # fmt: skip
+    assert unevaluated.breached is None and "without bounds [0.01, 0.99]" in unevaluated.summary
+    [few] = judge(quality("out_of_range", ">", 0.02, "age"), ranged_window(rows=10))
+    assert few.breached is None and "min_rows" in few.summary
+    [categorical] = judge(quality("out_of_range", ">", 0.02, "country"), ranged_window())
+    assert categorical.breached is None and "numeric feature" in categorical.summary
+    [no_reference] = judge(quality("out_of_range", ">", 0.02, "*"), window())
+    assert no_reference.breached is None and "reference" in no_reference.summary
+
+
+def test_unreported_latency_and_errors_are_not_judged() -> None:
     cond = Condition(op=">", value=1.0)
     for kind, metric, text in [
-        ("data_quality", "out_of_range", "value ranges"),
         ("latency", None, "latency_ms"),
         ("error_rate", None, "error"),
     ]:

@@ -68,6 +68,9 @@ class Monitor(_Strict):
     kind: Literal["metric", "drift", "data_quality", "latency", "error_rate"]
     metric: str | None = Field(None, description="metric name, drift effect or quality check")
     feature: str | None = Field(None, description="drift/data quality: one feature; '*' = all")
+    bounds: tuple[float, float] | None = Field(
+        None, description="out_of_range: reference quantiles bounding the expected range"
+    )
     condition: Condition = Field(default_factory=Condition)
     window: str = Field("1d", pattern=r"^\d+[hdw]$")
     segment: str | None = None
@@ -92,6 +95,12 @@ class Monitor(_Strict):
             raise ValueError("metric: a latency monitor reads p50, p95 or p99 (default p95)")
         if kind == "data_quality" and metric not in QUALITY_METRICS:
             raise ValueError(f"metric: a data_quality check is one of {', '.join(QUALITY_METRICS)}")
+        if self.bounds is not None:
+            low, high = self.bounds
+            if metric != "out_of_range":
+                raise ValueError("bounds: only an out_of_range check has bounds")
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError("bounds: two reference quantiles, 0 <= low < high <= 1")
         if cond.type == "statistical" and kind != "metric":
             raise ValueError("condition.type: statistical conditions need a metric's interval")
         if self.segment is not None and not (kind == "metric" or metric == "volume"):
@@ -99,6 +108,16 @@ class Monitor(_Strict):
         if cond.type != "relative" and cond.value is None and metric != "drifted":
             raise ValueError("condition.value: an absolute or statistical condition needs a value")
         return self
+
+    @property
+    def range_quantiles(self) -> tuple[float, float]:
+        """``out_of_range``: the reference quantiles bounding the expected range.
+
+        >>> Monitor(name="r", kind="data_quality", metric="out_of_range", feature="x",
+        ...         condition=Condition(op=">", value=0.05)).range_quantiles
+        (0.0, 1.0)
+        """
+        return self.bounds if self.bounds is not None else (0.0, 1.0)
 
 
 class ModelMonitoring(_Strict):

@@ -2,9 +2,9 @@
 
 A *window* is one entry of ``evaluate_windows(...)["windows"]``: ``start``, ``end``,
 ``version``, ``rows``, ``labeled``, ``label_completeness``, ``metrics`` (``name`` and
-``name_ci``), ``drift`` (per feature, and ``"(output) score"``) and, when evaluated with a
-segment column, ``segments`` (per value: ``rows``, ``labeled``, ``label_completeness``,
-``metrics``).
+``name_ci``), ``drift`` (per feature, and ``"(output) score"``), ``data_quality`` (per
+numeric feature: ``out_of_range``) and, when evaluated with a segment column, ``segments``
+(per value: ``rows``, ``labeled``, ``label_completeness``, ``metrics``).
 
 What each kind of monitor reads:
 
@@ -18,9 +18,10 @@ What each kind of monitor reads:
 - ``data_quality``: ``null_rate`` (the current null share of a feature), ``unseen_share``
   (share of categories never seen in the reference; categorical features only) and
   ``volume`` (``rows / expected_rows_per_window``; not gated on ``min_rows``, since a low
-  volume is what it detects). Null and unseen shares come with the drift statistics, so
-  they need a stored reference. ``out_of_range`` is not computable from a window
-  evaluation (it carries no value ranges) and is reported as not judged.
+  volume is what it detects) and ``out_of_range`` (the share of a numeric feature's
+  non-null values outside the reference's range: its [min, max], or the reference
+  quantiles the monitor's ``bounds`` name, e.g. ``[0.001, 0.999]``). Null and unseen
+  shares and ranges are measured against the stored reference, so they need one.
 - ``latency``: the window's ``p50``, ``p95`` (default) or ``p99`` of the events'
   ``latency_ms``; ``error_rate``: the share of events with ``error: true``. Windows where no
   event reported them are not judged.
@@ -209,9 +210,6 @@ def _entities(
         ]
     if kind == "data_quality" and monitor.metric == "volume":
         return [_Entity({}, "", _volume(model, window), _opt(_volume_of, model, monitor, previous))]
-    if kind == "data_quality" and monitor.metric == "out_of_range":
-        reason = "out_of_range needs value ranges, which window evaluations do not carry"
-        return [_Entity({}, "", _Reading(None, reason=reason), None)]
     return _feature_entities(model, monitor, window, previous)
 
 
@@ -305,7 +303,8 @@ def _feature_entities(
     window: dict[str, Any],
     previous: dict[str, Any] | None,
 ) -> list[_Entity]:
-    drift = window.get("drift") or {}
+    ranges = monitor.metric == "out_of_range"
+    drift = window.get("data_quality" if ranges else "drift") or {}
     feature = monitor.feature
     if feature is None:
         reason = f"{monitor.kind} monitors name a feature (or '*' for all)"
@@ -315,7 +314,8 @@ def _feature_entities(
         if monitor.metric == "unseen_share":
             keys = [k for k in keys if drift[k].get("type") == "categorical"]
         if not keys:
-            reason = "no drift statistics in this window (is a reference stored?)"
+            what = "value ranges of numeric features" if ranges else "drift statistics"
+            reason = f"no {what} in this window (is a reference stored?)"
             return [_Entity({"feature": "*"}, "", _Reading(None, reason=reason), None)]
     else:
         output = OUTPUT_PREFIX + feature
@@ -340,6 +340,8 @@ def _feature(
     rows = window.get("rows") or 0
     if rows < model.min_rows:
         return _Reading(None, reason=f"{rows} rows, fewer than min_rows {model.min_rows}")
+    if monitor.metric == "out_of_range":
+        return _out_of_range(monitor, window, key)
     result = (window.get("drift") or {}).get(key)
     if result is None:
         return _Reading(None, reason=f"no drift statistics for {key!r} (is a reference stored?)")
@@ -361,6 +363,21 @@ def _feature(
         )
         return _Reading(None, reason=f"{metric} is undefined: {why}")
     return _Reading(float(value))
+
+
+def _out_of_range(monitor: Monitor, window: dict[str, Any], key: str) -> _Reading:
+    quality = (window.get("data_quality") or {}).get(key)
+    if quality is None:
+        return _Reading(
+            None, reason=f"no value range for {key!r} (a numeric feature with a stored reference)"
+        )
+    wanted = list(monitor.range_quantiles)
+    entry = next((e for e in quality.get("out_of_range") or [] if e["quantiles"] == wanted), None)
+    if entry is None:
+        return _Reading(None, reason=f"the window was evaluated without bounds {wanted}")
+    if entry.get("share") is None:
+        return _Reading(None, reason="out_of_range is undefined: no non-null values")
+    return _Reading(float(entry["share"]))
 
 
 # -- judging --------------------------------------------------------------------------

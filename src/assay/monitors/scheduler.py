@@ -77,8 +77,13 @@ class MonitorScheduler:
                     for monitor in model.monitors:
                         groups.setdefault((monitor.window, monitor.segment), []).append(monitor)
                     for (size, segment), monitors in groups.items():
+                        bounds = sorted(
+                            {m.range_quantiles for m in monitors if m.metric == "out_of_range"}
+                            | {(0.0, 1.0)}
+                        )
                         result = evaluate_windows(self.store, model.tenant, model.name,
-                                                  window=size, segment=segment)  # fmt: skip
+                                                  window=size, segment=segment,
+                                                  range_bounds=bounds)  # fmt: skip
                         self.on_evaluation(model.tenant, model.name, result)
                         scoped = model.model_copy(update={"monitors": monitors})
                         signals.extend(

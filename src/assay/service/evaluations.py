@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 from assay.engine import local
 from assay.errors import InputError
 from assay.service.rollups import BUCKET, merge_all, pack, refresh, states_of, unpack
-from assay.stats import DriftRule, State
+from assay.stats import DriftRule, NumericSampleState, State
 from assay.store.base import FEATURE_PREFIX, Rollup, Store
 from assay.store.model import ModelSpec
 
@@ -26,6 +27,7 @@ _LAST_HOUR = datetime.max.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
 _WINDOW = re.compile(r"^(\d+)([hdw])$")
 MAX_WINDOWS = 1000
 MAX_WINDOW = timedelta(weeks=520)
+FULL_RANGE = ((0.0, 1.0),)
 
 
 def parse_window(text: str) -> timedelta:
@@ -54,11 +56,14 @@ def evaluate_windows(
     segment: str | None = None,
     rule: DriftRule | None = None,
     seed: int = 0,
+    range_bounds: Sequence[tuple[float, float]] = FULL_RANGE,
 ) -> dict[str, Any]:
-    """Metrics, drift and label completeness per window (tumbling, aligned to UTC).
+    """Metrics, drift, data quality and label completeness per window (tumbling, UTC).
 
     Rollups hold whole hours, so ``start`` is rounded down and ``end`` up to the hour;
-    each window reports the span it covers (clipped to that range).
+    each window reports the span it covers (clipped to that range). ``range_bounds``:
+    the reference quantile pairs whose out-of-range shares ``data_quality`` reports
+    (see :func:`out_of_range`).
     """
     spec = store.get_model(tenant, model)
     size = parse_window(window)
@@ -99,6 +104,7 @@ def evaluate_windows(
         entry = {"start": _iso(first), "end": _iso(last),
                  "version": version, **_summary(rollups, states, seed)}  # fmt: skip
         entry["drift"] = drift_against(spec, reference, states, rule)
+        entry["data_quality"] = data_quality(spec, reference, states, range_bounds)
         if segment is not None:
             entry["segments"] = {
                 value: _summary(parts, merge_all([unpack(r.states) for r in parts]), seed)
@@ -184,6 +190,61 @@ def drift_against(
             DriftRule(rule.alpha, "none", rule.effect, rule.min_effect).apply(output)
             results.update({f"(output) {k}": v for k, v in output.items()})
     return results
+
+
+def data_quality(
+    spec: ModelSpec,
+    reference: dict[str, State] | None,
+    states: dict[str, State],
+    range_bounds: Sequence[tuple[float, float]] = FULL_RANGE,
+) -> dict[str, Any]:
+    """Per numeric feature: ``{"out_of_range": [...]}``, one entry per quantile pair.
+
+    Empty without a reference (the expected range is the reference's).
+    """
+    if reference is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, kind in spec.features.items():
+        ref, cur = reference.get(f"feature:{name}"), states.get(f"feature:{name}")
+        if kind != "numeric" or not isinstance(ref, NumericSampleState):
+            continue
+        if not isinstance(cur, NumericSampleState):
+            continue
+        out[name] = {"out_of_range": [out_of_range(ref, cur, q) for q in range_bounds]}
+    return out
+
+
+def out_of_range(
+    reference: NumericSampleState, current: NumericSampleState, quantiles: tuple[float, float]
+) -> dict[str, Any]:
+    """Share of the current non-null values outside the reference's ``quantiles`` range.
+
+    The bounds are ``numpy.quantile(reference, quantiles)`` (linear interpolation; the
+    default ``(0, 1)`` is the reference's [min, max]); a value is out of range when it is
+    strictly below the lower or strictly above the upper bound. Nulls are not counted
+    (the null rate reports them). ``share`` is None when either side has no values.
+
+    >>> ref = NumericSampleState.from_batch(np.arange(11.0))  # 0..10
+    >>> cur = NumericSampleState.from_batch(np.array([-1.0, 0.0, 5.0, 10.0, 12.0, np.nan]))
+    >>> r = out_of_range(ref, cur, (0.0, 1.0))
+    >>> r["bounds"], r["below"], r["above"], r["share"]
+    ([0.0, 10.0], 1, 1, 0.4)
+    >>> out_of_range(ref, cur, (0.1, 0.9))["bounds"]
+    [1.0, 9.0]
+    """
+    low_q, high_q = (float(q) for q in quantiles)
+    entry: dict[str, Any] = {"quantiles": [low_q, high_q], "bounds": None, "below": 0,
+                             "above": 0, "count": current.count, "share": None}  # fmt: skip
+    if reference.count == 0 or current.count == 0:
+        return entry
+    ref, cur = reference.sorted_values(), current.sorted_values()
+    low, high = (float(b) for b in np.quantile(ref, [low_q, high_q]))
+    below = int(np.searchsorted(cur, low, side="left"))
+    above = int(cur.size - np.searchsorted(cur, high, side="right"))
+    entry.update(bounds=[low, high], below=below, above=above,
+                 share=(below + above) / cur.size)  # fmt: skip
+    return entry
 
 
 # -- references -------------------------------------------------------------------------
