@@ -1,7 +1,8 @@
 """The Ray engine: partitions folded into states by Ray tasks, then tree-merged.
 
 Each task streams its partition's record batches (:mod:`assay.engine.partitions`) into
-states keyed by group (:mod:`assay.engine.fold`) and returns them as bytes. Adjacent
+states keyed by group (:mod:`assay.engine.fold`) and returns them to the object store
+(numpy arrays travel out of band, and are read in place by the tasks that merge them). Adjacent
 partitions' states are merged by further tasks as soon as both are ready, so the merge
 is a tree, the driver never holds more than the final states, and the rows meet in file
 order: exact states give the local engine's numbers exactly. With ``approximate=True``
@@ -20,6 +21,7 @@ import os
 import resource
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -29,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from assay.engine import local
-from assay.engine.fold import Folded, FoldPlan, fold_batches
+from assay.engine.fold import Folded, FoldPlan, fold_batches, merge_folded
 from assay.engine.partitions import Partition, Partitioned, open_partitioned, read_partition
 from assay.engine.spec import EvaluationSpec, FeatureType
 from assay.errors import AssayError, EmptyInputError, MissingDependencyError
@@ -37,7 +39,7 @@ from assay.stats import DriftRule, MetricSet, NumericSampleState, State
 from assay.stats.numeric_sketch import NumericHistogramState, sketch_numeric_drift
 from assay.stats.score_sketch import BinaryScoreSketchState
 
-DEFAULT_BATCH_SIZE = 65_536
+DEFAULT_BATCH_SIZE = 131_072
 
 
 @dataclass(frozen=True)
@@ -138,41 +140,33 @@ def fold_window(ray: Any, data: Partitioned, plan: FoldPlan, options: RayOptions
     fold = ray.remote(_fold_partition).options(
         num_returns=2, **({"max_retries": 0} if options.worker_memory else {})
     )
-    blobs, infos = [], []
+    states, infos = [], []
     for part, filesystem, rows in _shipped(ray, data):
-        blob, info = fold.remote(
+        folded, info = fold.remote(
             plan, filesystem, rows, part, options.batch_size, options.worker_memory
         )
-        blobs.append(blob)
+        states.append(folded)
         infos.append(info)
-    merged = ray.get(tree_merge(ray, ray.remote(_merge_blobs), blobs))
+    root = tree_merge(ray, ray.remote(_merge_folded), states)
+    del states  # intermediate states are freed as soon as their merge has read them
+    merged = ray.get(root)
     partitions = ray.get(infos)
     _raise_boxed(merged)
-    return WindowFold(data, Folded.from_bytes(merged), partitions)
+    return WindowFold(data, merged, partitions)
 
 
-def tree_merge(ray: Any, merge: Any, refs: list[Any]) -> Any:
-    """Merge ordered object refs pairwise as neighbours become ready; returns the root ref.
+def tree_merge(ray: Any, merge: Any, refs: list[Any], fan_in: int = 8) -> Any:
+    """Merge ordered object refs in a tree of ``fan_in``-way merge tasks; the root's ref.
 
-    Only neighbouring runs merge, so the result keeps the partitions' order.
+    Each task merges neighbours, so the result keeps the partitions' order; Ray starts a
+    merge as soon as its inputs are ready, and the driver holds nothing but refs.
     """
-    pending = {ref: (i, i + 1) for i, ref in enumerate(refs)}
-    runs: dict[int, tuple[int, Any]] = {}  # start -> (end, ref)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1, fetch_local=False)
-        for ref in done:
-            start, end = pending.pop(ref)
-            runs[start] = (end, ref)
-        for start in sorted(runs):
-            if start not in runs:
-                continue
-            end, ref = runs[start]
-            if end in runs:
-                after, right = runs.pop(end)
-                del runs[start]
-                pending[merge.remote(ref, right)] = (start, after)
-    assert len(runs) == 1
-    return next(iter(runs.values()))[1]
+    while len(refs) > 1:
+        refs = [
+            refs[i] if len(refs[i : i + fan_in]) == 1 else merge.remote(*refs[i : i + fan_in])
+            for i in range(0, len(refs), fan_in)
+        ]
+    return refs[0]
 
 
 def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any, Any]]:
@@ -223,7 +217,7 @@ def _fold_partition(
     part: Partition,
     batch_size: int,
     worker_memory: int | None,
-) -> tuple[bytes | _Boxed, dict[str, Any]]:
+) -> tuple[Folded | _Boxed, dict[str, Any]]:
     started = time.perf_counter()
     _reset_peak_rss()
     info: dict[str, Any] = {"index": part.index, "rows": part.rows}
@@ -234,26 +228,26 @@ def _fold_partition(
     try:
         batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
         folded = fold_batches(plan, batches)
-        blob: bytes | _Boxed = folded.to_bytes()
-        info["state_bytes"] = len(blob)  # type: ignore[arg-type]
+        result: Folded | _Boxed = folded
+        info["state_bytes"] = len(folded.to_bytes())  # what the partition's states weigh
     except AssayError as err:
-        blob = _box(err)
+        result = _box(err)
         info["error"] = str(err)
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
     info["seconds"] = round(time.perf_counter() - started, 4)
     info["peak_rss_bytes"] = _proc_status("VmHWM")
     info["pid"] = os.getpid()
-    return blob, info
+    return result, info
 
 
-def _merge_blobs(left: bytes | _Boxed, right: bytes | _Boxed) -> bytes | _Boxed:
-    if isinstance(left, _Boxed):
-        return left
-    if isinstance(right, _Boxed):
-        return right
+def _merge_folded(*parts: Folded | _Boxed) -> Folded | _Boxed:
+    """Merge neighbours' states (their arrays are read in place from the object store)."""
+    for part in parts:
+        if isinstance(part, _Boxed):
+            return part
     try:
-        return Folded.from_bytes(left).merge(Folded.from_bytes(right)).to_bytes()
+        return merge_folded(list(parts))  # type: ignore[arg-type]
     except AssayError as err:
         return _box(err)
 
@@ -347,20 +341,34 @@ def evaluate_on_ray(
     cur_fold, ref_fold = folds[0], (folds[1] if len(folds) > 1 else None)
     for fold, plan in zip(folds, (p for _, p in windows), strict=True):
         _check_rows(fold, plan)
-    metrics = finish_metrics(spec, cur_fold.folded, segments=True)
-    if ref_fold is not None and windows[1][1].metrics:
-        metrics["reference"] = finish_metrics(spec, ref_fold.folded, segments=False)["overall"]
+    def all_metrics() -> dict[str, Any]:  # one job: both windows' temporaries never coexist
+        metrics = finish_metrics(spec, cur_fold.folded, segments=True)
+        if ref_fold is not None and windows[1][1].metrics:
+            reference = finish_metrics(spec, ref_fold.folded, segments=False)
+            metrics["reference"] = reference["overall"]
+        return metrics
+
     drift: dict[str, dict[str, Any]] = {}
     prediction_drift: dict[str, dict[str, Any]] = {}
-    if ref_fold is not None:
-        drift = {n: drift_between(ref_fold.folded.drift[n], cur_fold.folded.drift[n])
-                 for n in features}  # fmt: skip
-        spec.drift_rule.apply(drift)
-        if prediction is not None:
-            name = prediction[0]
-            prediction_drift = {name: drift_between(ref_fold.folded.prediction[name],
-                                                    cur_fold.folded.prediction[name])}  # fmt: skip
-            DriftRule(**{**asdict(spec.drift_rule), "correction": "none"}).apply(prediction_drift)
+    # as in the local engine, metrics and drift share a small pool (numpy releases the GIL)
+    with ThreadPoolExecutor(max_workers=local.default_threads()) as pool:
+        metrics_job = pool.submit(all_metrics)
+        if ref_fold is not None:
+            ref_states, cur_states = ref_fold.folded, cur_fold.folded
+            jobs = {n: pool.submit(drift_between, ref_states.drift[n], cur_states.drift[n])
+                    for n in features}  # fmt: skip
+            if prediction is not None:
+                name = prediction[0]
+                jobs[f"\0{name}"] = pool.submit(
+                    drift_between, ref_states.prediction[name], cur_states.prediction[name]
+                )
+            drift = {n: jobs[n].result() for n in features}
+            spec.drift_rule.apply(drift)
+            if prediction is not None:
+                prediction_drift = {prediction[0]: jobs[f"\0{prediction[0]}"].result()}
+                rule = DriftRule(**{**asdict(spec.drift_rule), "correction": "none"})
+                rule.apply(prediction_drift)
+        metrics = metrics_job.result()
     run = _run_block(options, folds)
     return RayEvaluation(cur_fold, ref_fold, features, metrics, drift, prediction_drift, run)
 

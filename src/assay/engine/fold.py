@@ -44,7 +44,13 @@ from assay.engine.columns import (
 from assay.engine.sources import open_source, to_float64
 from assay.engine.spec import EvaluationSpec, kind_of
 from assay.errors import ColumnTypeError
-from assay.stats import BinaryScoreState, State
+from assay.stats import (
+    BinaryScoreState,
+    MulticlassProbaState,
+    NumericSampleState,
+    RegressionState,
+    State,
+)
 from assay.stats.numeric_sketch import DEFAULT_NUMERIC_BINS, NumericHistogramState
 from assay.stats.score_sketch import DEFAULT_SCORE_BINS, BinaryScoreSketchState
 
@@ -165,6 +171,63 @@ class Folded:
         return out
 
 
+def merge_folded(parts: list[Folded]) -> Folded:
+    """Merge many neighbours' states at once, in order: states that keep rows are
+    concatenated in one copy (pairwise merging would copy them once per level)."""
+    if len(parts) == 1:
+        return parts[0]
+    metrics: dict[GroupKey, list[list[State]]] = {}
+    drift: dict[str, list[State]] = {}
+    prediction: dict[str, list[State]] = {}
+    for part in parts:
+        for key, states in part.metrics.items():
+            for slot, state in zip(metrics.setdefault(key, [[] for _ in states]), states,
+                                   strict=True):  # fmt: skip
+                slot.append(state)
+        for name, state in part.drift.items():
+            drift.setdefault(name, []).append(state)
+        for name, state in part.prediction.items():
+            prediction.setdefault(name, []).append(state)
+    return Folded(
+        sum(p.rows for p in parts),
+        sum(p.labeled for p in parts),
+        {key: [merge_states(s) for s in slots] for key, slots in metrics.items()},
+        {name: merge_states(s) for name, s in drift.items()},
+        {name: merge_states(s) for name, s in prediction.items()},
+    )
+
+
+_CONCATENATED = {  # states that keep their rows: arrays concatenated, counters added
+    NumericSampleState: ("values",),
+    BinaryScoreState: ("y_true", "y_score"),
+    RegressionState: ("y_true", "y_pred", "w"),
+    MulticlassProbaState: ("y_true", "proba", "w"),
+}
+
+
+def merge_states(states: list[State]) -> State:
+    """The merge of ``states`` (in order), the same as merging them pairwise."""
+    first = states[0]
+    kind = type(first)
+    same = all(type(s) is kind and s.params == first.params for s in states)
+    if len(states) == 1 or kind not in _CONCATENATED or not same:
+        while len(states) > 1:  # balanced: each value is copied log(len) times at most
+            pairs = [a.merge(b) for a, b in zip(states[::2], states[1::2], strict=False)]
+            states = pairs + ([states[-1]] if len(states) % 2 else [])
+        return states[0]
+    data = {k: np.concatenate([s.data[k] for s in states]) for k in _CONCATENATED[kind]}
+    if kind is NumericSampleState:
+        data["nulls"] = np.asarray(sum(int(s.data["nulls"]) for s in states), dtype=np.int64)
+    if kind is BinaryScoreState:  # unit weights are implied by an empty weight array
+        weights = [s.data["w"] for s in states]
+        if all(w.size == 0 for w in weights):
+            data["w"] = weights[0]
+        else:
+            data["w"] = np.concatenate([w if w.size else np.ones(s.data["y_true"].size)
+                                        for w, s in zip(weights, states, strict=True)])  # fmt: skip
+    return kind(dict(first.params), {k: data[k] for k in first.data})
+
+
 def _merge_map(a: dict[str, State], b: dict[str, State]) -> dict[str, State]:
     out = dict(a)
     for name, state in b.items():
@@ -173,22 +236,20 @@ def _merge_map(a: dict[str, State], b: dict[str, State]) -> dict[str, State]:
 
 
 def fold_batches(plan: FoldPlan, batches: Iterable[pa.RecordBatch | pa.Table]) -> Folded:
-    """Fold a stream of batches; partial results merge like a binary counter.
+    """Fold a stream of batches, merging partial results 16 at a time.
 
-    Fixed-size states keep memory at a few batches; exact states cost each row
-    ``O(log batches)`` copies instead of one per batch.
+    Fixed-size states keep memory at a few batches; states that keep rows are copied
+    about ``log16(batches)`` times instead of once per batch.
     """
-    stack: list[tuple[int, Folded]] = []
+    parts: list[Folded] = []
     for batch in batches:
-        level, folded = 0, fold_batch(plan, batch)
-        while stack and stack[-1][0] == level:
-            folded = stack.pop()[1].merge(folded)
-            level += 1
-        stack.append((level, folded))
-    out = Folded()
-    for _, folded in stack:
-        out = out.merge(folded)
-    return out
+        parts.append(fold_batch(plan, batch))
+        if len(parts) == _FAN_IN:
+            parts = [merge_folded(parts)]
+    return merge_folded(parts) if parts else Folded()
+
+
+_FAN_IN = 16
 
 
 def fold_batch(plan: FoldPlan, batch: pa.RecordBatch | pa.Table) -> Folded:

@@ -167,7 +167,7 @@ def read_partition(
     data: Partitioned | tuple[pafs.FileSystem | None, pa.Table | None],
     partition: Partition,
     columns: list[str],
-    batch_size: int = 65_536,
+    batch_size: int = 131_072,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the partition's ``columns`` as record batches of at most ``batch_size`` rows.
 
