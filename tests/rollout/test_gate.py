@@ -409,3 +409,13 @@ def test_a_margin_without_metrics_next_to_a_policy_is_refused(tmp_path: Path) ->
     policy = GatePolicy.model_validate({"metrics": [{"metric": "accuracy"}]})
     with pytest.raises(ConfigError, match="--margin applies"):
         assay.gate(arm(200, 0.4, 1), arm(200, 0.4, 2), policy=policy, margin=0.01)
+
+
+def test_mean_error_has_no_better_direction_and_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    table = pa.table({"target": rng.normal(size=300), "prediction": rng.normal(size=300)})
+    with pytest.raises(ConfigError, match="mean_error") as err:
+        assay.gate(table, table, task="regression", prediction="prediction", metrics=["mean_error"])
+    assert "mae" in str(err.value)
+    d = assay.gate(table, table, task="regression", prediction="prediction", score=None)
+    assert [c.metric for c in d.checks] == ["mae"]

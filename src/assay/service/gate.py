@@ -226,7 +226,8 @@ def check_policy(
         )
     if not rules.metrics:
         rules = rules.with_metrics([default_metric(task, sequential=rules.sequential)], margin)
-    known = TASKS[task]
+    # metrics with a better direction (mean_error, a bias, is best near zero: not gated)
+    known = frozenset(m for m in TASKS[task] if m in HIGHER_IS_BETTER)
     if rules.sequential:  # the confidence sequence covers per-row means only
         known = known & SEQUENTIAL_METRICS
     for where, name in [("metric", m.metric) for m in rules.metrics] + [
@@ -235,6 +236,8 @@ def check_policy(
         if name not in known and not (where == "guardrails" and name in LATENCY_GUARDRAILS):
             choices = sorted(known) + (list(LATENCY_GUARDRAILS) if where == "guardrails" else [])
             what = "sequential (canary)" if rules.sequential and name in TASKS[task] else task
+            if name == "mean_error":
+                what = "mean_error (a bias, best near zero, has no better direction):"
             raise ConfigError(
                 f"{what} metric {name!r} is not supported",
                 field=where,
