@@ -206,7 +206,13 @@ _CONCATENATED = {  # states that keep their rows: arrays concatenated, counters 
 
 
 def merge_states(states: list[State]) -> State:
-    """The merge of ``states`` (in order), the same as merging them pairwise."""
+    """The merge of ``states`` (in order), the same as merging them pairwise.
+
+    >>> parts = [NumericSampleState.from_batch(np.array([v, np.nan])) for v in (3.0, 1.0, 2.0)]
+    >>> merged = merge_states(parts)
+    >>> merged.data["values"].tolist(), merged.null_count
+    ([3.0, 1.0, 2.0], 3)
+    """
     first = states[0]
     kind = type(first)
     same = all(type(s) is kind and s.params == first.params for s in states)

@@ -118,7 +118,11 @@ class NumericHistogramState(State):
 
 
 def bin_index(values: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
-    """Bin of each value: ``floor((v − lo) / (hi − lo) · bins)`` clipped to the range."""
+    """Bin of each value: ``floor((v − lo) / (hi − lo) · bins)`` clipped to the range.
+
+    >>> bin_index(np.array([0.0, 0.24, 0.25, 1.0]), 0.0, 1.0, 4).tolist()
+    [0, 0, 1, 3]
+    """
     if hi <= lo:
         return np.zeros(values.shape, dtype=np.int64)
     scaled = (values - lo) * (bins / (hi - lo))

@@ -32,7 +32,11 @@ DEFAULT_SCORE_BINS = 4096
 
 
 def score_bin(y_score: np.ndarray, bins: int) -> np.ndarray:
-    """Bin of each score in [0, 1]: ``floor(s · bins)``, 1.0 in the last bin (monotone)."""
+    """Bin of each score in [0, 1]: ``floor(s · bins)``, 1.0 in the last bin (monotone).
+
+    >>> score_bin(np.array([0.0, 0.49, 0.5, 1.0]), 2).tolist()
+    [0, 0, 1, 1]
+    """
     return np.minimum((np.asarray(y_score, dtype=np.float64) * bins).astype(np.int64), bins - 1)
 
 
