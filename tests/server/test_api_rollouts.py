@@ -131,3 +131,28 @@ def test_rollout_errors_and_tenant_scoping(api: Api, admin: dict[str, str]) -> N
     assert_problem(register(api, api.key("acme", "read")), 403)
     assert api.client.delete(f"{URL}/r1", headers=admin).status_code == 204
     assert_problem(api.client.delete(f"{URL}/r1", headers=admin), 404)
+
+
+def test_a_horizon_fixes_the_decision_on_the_first_labeled_events(
+    api: Api, admin: dict[str, str]
+) -> None:
+    """Shadow with horizon 600: the decision rests on the first 600 paired labeled events."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    ids = [f"e-{i}" for i in range(n)]
+    y = rng.integers(0, 2, n)
+    champion, challenger = scored(rng, y, 0.3), scored(rng, y, 0.5)
+    send(api, admin, events("v1", ids, y, champion))
+    send(api, admin, events("v2", ids, y, challenger))
+    assert register(api, admin, name="h", horizon=600).status_code == 201
+    label(api, admin, ids[:400], y[:400])
+    status = api.client.get(f"{URL}/h/status", headers=admin).json()
+    assert status["decision"] == "continue" and status["rows"]["paired"] == 400
+    label(api, admin, ids[400:], y[400:])
+    status = api.client.get(f"{URL}/h/status", headers=admin).json()
+    assert status["rows"]["paired"] == 600  # events arrive a minute apart: the first 600
+    [auc] = status["checks"]
+    assert auc["baseline"] == pytest.approx(roc_auc_score(y[:600], champion[:600]), rel=1e-9)
+    assert auc["candidate"] == pytest.approx(roc_auc_score(y[:600], challenger[:600]), rel=1e-9)
+    body = assert_problem(register(api, admin, name="h2", mode="canary", horizon=600), 422)
+    assert "horizon applies to shadow and ab" in body["detail"]

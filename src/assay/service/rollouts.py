@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assay.errors import ConfigError, EmptyInputError, NotFoundError
 from assay.rollout.decision import EXIT_CODES
@@ -64,6 +65,10 @@ def rollout_status(
         for v in (spec.champion, spec.challenger)
     ]  # fmt: skip
     versions = {"champion": spec.champion, "challenger": spec.challenger}
+    policy = spec.policy
+    if spec.horizon is not None:
+        arms = _first_labeled(arms, spec.horizon, paired=spec.gate_mode == "paired")
+        policy = policy.model_copy(update={"min_rows": spec.horizon})
     try:
         decision = gate(
             arms[0],
@@ -75,7 +80,7 @@ def rollout_status(
             threshold=model_spec.threshold,
             paired=spec.gate_mode == "paired",
             id_column="id",
-            policy=spec.policy,
+            policy=policy,
             sequential=spec.gate_mode == "sequential",
             models=versions,
         ).to_dict()
@@ -100,6 +105,17 @@ def rollout_status(
         "rollback": decision["decision"] == "reject",
         "evaluated_at": end.isoformat(),
     }
+
+
+def _first_labeled(arms: list[pa.Table], horizon: int, *, paired: bool) -> list[pa.Table]:
+    """Each arm cut to its first ``horizon`` labeled events (by time; scans are in time
+    order); paired arms to the first ``horizon`` events labeled and scored by both."""
+    labeled = [a.filter(pc.is_valid(a.column("target"))) for a in arms]
+    if not paired:
+        return [a.slice(0, horizon) for a in labeled]
+    both = pc.is_in(labeled[0].column("id"), value_set=labeled[1].column("id").combine_chunks())
+    ids = labeled[0].filter(both).column("id").slice(0, horizon).combine_chunks()
+    return [a.filter(pc.is_in(a.column("id"), value_set=ids)) for a in labeled]
 
 
 def _arm(scan: pa.Table, output: str, segments: list[str]) -> pa.Table:
