@@ -153,3 +153,30 @@ def test_the_example_config_generates_valid_rules(tmp_path: Path) -> None:
         done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
                               text=True, timeout=60, check=False)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_sliding_window_rules_name_the_sliding_series(tmp_path: Path) -> None:
+    config = MonitoringConfig.model_validate({"models": [{"name": "fraud", "tenant": "acme",
+        "windows": [{"size": "7d", "kind": "sliding"}],
+        "monitors": [
+            {"name": "auc-7d", "kind": "metric", "metric": "roc_auc", "window": "7d",
+             "condition": {"op": "<", "value": 0.8}},
+            {"name": "auc-7d-drop", "kind": "metric", "metric": "roc_auc", "window": "7d",
+             "condition": {"type": "relative", "op": "<", "compare_to": "previous",
+                           "change_pct": 5}},
+            {"name": "auc-1d", "kind": "metric", "metric": "roc_auc", "window": "1d",
+             "condition": {"op": "<", "value": 0.8}}]}]})  # fmt: skip
+    alerts = alerts_by_name(prometheus_rules(config))
+    assert 'window="7d sliding"' in alerts["auc_7d"]["expr"]
+    # the previous sliding window is the series 7 days earlier
+    drop = alerts["auc_7d_drop"]["expr"]
+    assert drop.endswith("offset 7d)") and drop.count('window="7d sliding"') == 2
+    assert 'window="1d"' in alerts["auc_1d"]["expr"]
+    assert "(window 7d sliding)" in alerts["auc_7d"]["annotations"]["summary"]
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        path = tmp_path / "rules.yml"
+        path.write_text(yaml.safe_dump(prometheus_rules(config), sort_keys=False))
+        done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr

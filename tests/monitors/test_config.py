@@ -29,7 +29,9 @@ def test_example_loads() -> None:
     config = load_config(EXAMPLE)
     [fraud] = config.models
     assert (fraud.name, fraud.tenant) == ("fraud", "demo")
-    assert [w.size for w in fraud.windows] == ["1h", "1d"]
+    assert [w.label for w in fraud.windows] == ["1h", "1d", "7d sliding"]
+    weekly = [m for m in fraud.monitors if m.window == "7d"]
+    assert weekly and all(fraud.window_of(m).kind == "sliding" for m in weekly)
     kinds = {m.kind for m in fraud.monitors}
     assert kinds == {"metric", "drift", "data_quality", "latency", "error_rate"}
     types = {m.condition.type for m in fraud.monitors}

@@ -8,7 +8,7 @@ Prometheus can express:
   compares the interval bound on the good side (``assay_model_metric_upper`` for ``<``,
   ``assay_model_metric_lower`` for ``>``), so noise alone does not fire; ``relative``
   against the ``previous`` window compares with the series one window earlier
-  (``offset``).
+  (``offset``). A sliding window's series carry ``window="7d sliding"``.
 - ``drift`` monitors: ``assay_feature_drift`` of the effect (``metric``, default
   ``psi``) against the threshold, or ``drifted == 1`` without a threshold; ``feature``
   ``'*'`` means every feature, none means the model's output.
@@ -96,11 +96,12 @@ def monitor_expr(model: ModelMonitoring, monitor: Monitor) -> str | None:
     assay_feature_drift{tenant="acme", model="fraud", window="1d", feature="amount", \
 statistic="psi"} > 0.2
     """
-    base = {"tenant": model.tenant, "model": model.name, "window": monitor.window}
+    shape = model.window_of(monitor)
+    base = {"tenant": model.tenant, "model": model.name, "window": shape.label}
     cond = monitor.condition
     if monitor.kind == "metric" and monitor.metric:
         where = {**base, "segment": _segment_matcher(monitor.segment), "metric": monitor.metric}
-        return _metric_expr(where, cond, monitor.window)
+        return _metric_expr(where, cond, shape.size)
     if monitor.kind == "drift":
         statistic = monitor.metric or "psi"
         feature: str | tuple[str, str]
@@ -175,7 +176,7 @@ def alert_rule(model: ModelMonitoring, monitor: Monitor) -> dict[str, Any] | Non
     labels = {**monitor.labels, "severity": monitor.severity, "tenant": model.tenant,
               "model": model.name, "monitor": monitor.name, "source": "assay"}  # fmt: skip
     annotations = {
-        "summary": f"{model.name}: {_describe(monitor)} (window {monitor.window})",
+        "summary": f"{model.name}: {_describe(monitor)} (window {model.window_of(monitor).label})",
         "description": (
             f"Assay monitor {monitor.name!r} of model {model.name!r} (tenant {model.tenant!r}):"
             " {{ $labels.metric }}{{ $labels.feature }} is {{ $value }}"

@@ -55,10 +55,23 @@ class Condition(_Strict):
 
 
 class Window(_Strict):
-    """An evaluation window: tumbling (aligned to UTC) or sliding (ending now)."""
+    """An evaluation window: tumbling (aligned to UTC) or sliding (ending now).
+
+    A tumbling window is judged once it has closed; a sliding one, the ``size`` of hourly
+    buckets up to the one holding the pass's time, is judged every pass.
+    """
 
     size: str = Field("1d", pattern=r"^\d+[hdw]$")
     kind: Literal["tumbling", "sliding"] = "tumbling"
+
+    @property
+    def label(self) -> str:
+        """The ``window`` label of its alerts and gauges: ``1d``, or ``7d sliding``.
+
+        >>> Window(size="1d").label, Window(size="7d", kind="sliding").label
+        ('1d', '7d sliding')
+        """
+        return self.size if self.kind == "tumbling" else f"{self.size} sliding"
 
 
 class Monitor(_Strict):
@@ -72,7 +85,7 @@ class Monitor(_Strict):
         None, description="out_of_range: reference quantiles bounding the expected range"
     )
     condition: Condition = Field(default_factory=Condition)
-    window: str = Field("1d", pattern=r"^\d+[hdw]$")
+    window: str = Field("1d", pattern=r"^\d+[hdw]( (tumbling|sliding))?$")
     segment: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     for_: str = Field("0s", alias="for", pattern=DURATION_PATTERN)
@@ -130,6 +143,35 @@ class ModelMonitoring(_Strict):
     min_label_completeness: float = Field(0.0, ge=0.0, le=1.0)
     expected_rows_per_window: int | None = Field(None, ge=0)
     monitors: list[Monitor] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unambiguous_windows(self) -> ModelMonitoring:
+        for i, monitor in enumerate(self.monitors):
+            size = monitor.window.split()[0]
+            kinds = {w.kind for w in self.windows if w.size == size}
+            if " " not in monitor.window and len(kinds) > 1:
+                raise ValueError(
+                    f"monitors[{i}].window: {size} is declared both tumbling and sliding; "
+                    f"write '{size} tumbling' or '{size} sliding'"
+                )
+        return self
+
+    def window_of(self, monitor: Monitor) -> Window:
+        """The window ``monitor`` is judged on.
+
+        ``window: 7d sliding`` (or ``7d tumbling``) says the kind; a bare ``7d`` takes the
+        kind the model's ``windows`` declare for that size, tumbling when none does.
+
+        >>> m = ModelMonitoring(name="m", tenant="t", windows=[{"size": "7d", "kind": "sliding"}])
+        >>> mon = Monitor(name="n", kind="metric", metric="roc_auc", window="7d",
+        ...               condition=Condition(value=0.8))
+        >>> m.window_of(mon).label, m.window_of(mon.model_copy(update={"window": "1d"})).label
+        ('7d sliding', '1d')
+        """
+        size, _, kind = monitor.window.partition(" ")
+        if not kind:
+            kind = next((w.kind for w in self.windows if w.size == size), "tumbling")
+        return Window(size=size, kind=kind)  # type: ignore[arg-type]
 
 
 class AlertmanagerSink(_Strict):

@@ -101,7 +101,7 @@ def evaluate_monitor(
         "model": model.name,
         "monitor": monitor.name,
         "severity": monitor.severity,
-        "window": monitor.window,
+        "window": model.window_of(monitor).label,
     }
     if window.get("version") is not None:
         base_labels["version"] = str(window["version"])
@@ -150,12 +150,15 @@ def evaluate_all(
     *,
     now: datetime | None = None,
 ) -> list[Signal]:
-    """Judge, for every monitor, the latest closed window of its size.
+    """Judge, for every monitor, the latest closed window of its size (or its sliding window).
 
-    ``windows_by_size`` maps a window size (``"1d"``) to that size's windows, as
-    ``evaluate_windows`` returns them (in any order). A window is closed when it spans its
-    whole size and has ended by ``now`` (default: the current time); the closed window
-    before it is passed as ``previous``. A monitor without a closed window yields nothing.
+    ``windows_by_size`` maps a window label (``"1d"``, ``"7d sliding"``: see
+    :meth:`ModelMonitoring.window_of`) to its windows, as ``evaluate_windows`` returns
+    them (in any order). A tumbling window is closed when it spans its whole size and has
+    ended by ``now`` (default: the current time); the closed window before it is passed as
+    ``previous``. A sliding window is judged every pass: the latest one, with the window
+    of the same size just before it as ``previous``. A monitor without a window to judge
+    yields nothing.
 
     >>> model = ModelMonitoring(name="fraud", tenant="acme", min_rows=10, monitors=[
     ...     Monitor(name="auc", kind="metric", metric="roc_auc", window="1d",
@@ -173,14 +176,21 @@ def evaluate_all(
     now = datetime.now(UTC) if now is None else _moment(now)
     signals: list[Signal] = []
     for monitor in model.monitors:
-        size = timedelta(seconds=parse_duration(monitor.window))
-        closed = sorted(
-            (w for w in windows_by_size.get(monitor.window, []) if _closed(w, size, now)),
-            key=lambda w: _moment(w["start"]),
-        )
+        shape = model.window_of(monitor)
+        size = timedelta(seconds=parse_duration(shape.size))
+        candidates = windows_by_size.get(shape.label, [])
+        if shape.kind == "tumbling":
+            candidates = [w for w in candidates if _closed(w, size, now)]
+        closed = sorted(candidates, key=lambda w: _moment(w["start"]))
         if not closed:
             continue
         previous = closed[-2] if len(closed) > 1 else None
+        if (
+            shape.kind == "sliding"
+            and previous is not None
+            and previous["end"] != closed[-1]["start"]
+        ):
+            previous = None  # not the span just before
         signals.extend(
             evaluate_monitor(model, monitor, model.tenant, closed[-1], previous, reference_metrics)
         )

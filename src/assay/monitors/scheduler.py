@@ -23,7 +23,6 @@ from typing import Any
 from assay.errors import AssayError
 from assay.monitors.config import MonitoringConfig, parse_duration
 from assay.monitors.signals import Notification, Signal
-from assay.service.evaluations import evaluate_windows
 from assay.store.base import Store
 
 STATE_FILE = "monitor-state.json"
@@ -65,35 +64,14 @@ class MonitorScheduler:
 
     def run_once(self) -> list[Notification]:
         """One pass over every configured model; returns the notifications sent."""
-        from assay.monitors.rules import evaluate_all
+        from assay.monitors.passes import model_signals
 
         with self._lock:
             now = self.clock()
             signals = []
             for model in self.config.models:
                 try:
-                    # one evaluation per (window size, segment column) the monitors use
-                    groups: dict[tuple[str, str | None], list[Any]] = {}
-                    for monitor in model.monitors:
-                        groups.setdefault((monitor.window, monitor.segment), []).append(monitor)
-                    for (size, segment), monitors in groups.items():
-                        bounds = sorted(
-                            {m.range_quantiles for m in monitors if m.metric == "out_of_range"}
-                            | {(0.0, 1.0)}
-                        )
-                        result = evaluate_windows(self.store, model.tenant, model.name,
-                                                  window=size, segment=segment,
-                                                  range_bounds=bounds)  # fmt: skip
-                        self.on_evaluation(model.tenant, model.name, result)
-                        scoped = model.model_copy(update={"monitors": monitors})
-                        signals.extend(
-                            evaluate_all(
-                                scoped,
-                                {size: result["windows"]},
-                                result.get("reference_metrics"),
-                                now=now,
-                            )
-                        )
+                    signals.extend(model_signals(self.store, model, now, self.on_evaluation))
                     signals.extend(self._rollout_signals(model.tenant, model.name, now))
                     self.last_errors.pop(model.name, None)
                 except AssayError as err:  # a missing model must not stop the others
