@@ -446,6 +446,7 @@ def _run_block(options: RayOptions, folds: list[WindowFold]) -> dict[str, Any]:
             "state_bytes_per_partition": {"min": min(sizes), "max": max(sizes),
                                           "mean": round(sum(sizes) / len(sizes))},
             "peak_task_rss_bytes": max(p["peak_rss_bytes"] for p in fold.partitions),
+            "fold_task_seconds": round(sum(p["seconds"] for p in fold.partitions), 3),
         }  # fmt: skip
     return {
         "address": options.address,
