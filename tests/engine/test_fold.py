@@ -81,3 +81,18 @@ def test_one_pass_keys_states_by_version_and_window() -> None:
         assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
         assert metrics["n"] == rows.sum()
         assert window == f"2026-11-01T{hour:02d}:00:00Z"
+
+
+def test_approximate_fold_of_a_column_without_values() -> None:
+    """A numeric feature that is null everywhere has no range; its sketch is just empty."""
+    from assay.stats.numeric_sketch import sketch_numeric_drift
+
+    spec = EvaluationSpec.build(task="binary", target="y", score="p")
+    table = pa.table({"y": [0, 1, 1], "p": [0.1, 0.8, 0.7],
+                      "x": pa.array([None, None, None], pa.float64())})  # fmt: skip
+    plan = FoldPlan.build(spec, role="current", metrics=True, features={"x": "numeric"},
+                          approximate=True)  # fmt: skip
+    folded = fold_batches(plan, table.to_batches(max_chunksize=2))
+    assert folded.drift["x"].null_count == 3 and folded.drift["x"].count == 0
+    drift = sketch_numeric_drift(folded.drift["x"], folded.drift["x"])
+    assert drift["ks"]["statistic"] is None and "all" in drift["undefined"]

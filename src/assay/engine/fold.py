@@ -382,7 +382,7 @@ def _feature_state(plan: FoldPlan, name: str, kind: str, column: pa.ChunkedArray
         if kind == "numeric" and plan.approximate:
             if kind_of(column.type) != "numeric":
                 local.feature_state(name, "numeric", column)  # raises the typed error
-            lo, hi = plan.ranges[name]
+            lo, hi = plan.ranges.get(name, (0.0, 0.0))  # no range: no finite value at all
             return NumericHistogramState.from_batch(
                 to_float64(column), lo, hi, bins=plan.numeric_bins
             )
