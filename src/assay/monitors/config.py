@@ -142,6 +142,11 @@ class ModelMonitoring(_Strict):
     min_rows: int = Field(100, ge=0)
     min_label_completeness: float = Field(0.0, ge=0.0, le=1.0)
     expected_rows_per_window: int | None = Field(None, ge=0)
+    late_label_horizon: str = Field(
+        "7d",
+        pattern=DURATION_PATTERN,
+        description="how long after a window ends late labels still have it judged again",
+    )
     monitors: list[Monitor] = Field(default_factory=list)
 
     @model_validator(mode="after")

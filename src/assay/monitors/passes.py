@@ -4,46 +4,95 @@ Monitors are grouped by (window, segment column); each group is evaluated once:
 
 - a **tumbling** window: the windows of that size (the latest closed one is judged, the
   one before it is its ``previous``);
-- a **sliding** window: the span ending now and the span before it, every pass.
+- a **sliding** window: the span ending now and the span before it, every pass;
+- **windows restated by late labels**: a closed tumbling window older than the latest,
+  whose hourly buckets were rebuilt since the last pass (its labels arrived late), is
+  judged again by the group's ``metric`` monitors — the only ones labels can change —
+  as an alert of its own (label ``window_start``). While that alert is pending or
+  firing the window is judged on every pass, so ``for:`` and the resolve hysteresis
+  work as for the latest window; windows that ended more than the model's
+  ``late_label_horizon`` ago are no longer judged, and their alerts resolve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
-from assay.monitors.config import ModelMonitoring, Monitor
-from assay.monitors.rules import evaluate_all
+from assay.monitors.config import ModelMonitoring, Monitor, parse_duration
+from assay.monitors.restated import RESTATED
+from assay.monitors.rules import evaluate_all, evaluate_past
 from assay.monitors.signals import Signal
-from assay.monitors.windows import previous, sliding
-from assay.service.evaluations import evaluate_spans, evaluate_windows, parse_window
-from assay.service.rollups import refresh
+from assay.monitors.windows import latest_closed, previous, sliding, window_start
+from assay.service.evaluations import (
+    evaluate_spans,
+    evaluate_windows,
+    parse_window,
+    refresh_rollups,
+)
 from assay.store.base import Store
 
 OnEvaluation = Callable[[str, str, dict[str, Any]], None]
+Span = tuple[datetime, datetime]
+
+
+def restated_hours(
+    store: Store,
+    model: ModelMonitoring,
+    now: datetime,
+    pending: set[datetime],
+    persist: Callable[[set[datetime]], None],
+) -> set[datetime]:
+    """Rebuild ``model``'s dirty buckets; the hours whose windows must be judged again.
+
+    Those are the rebuilt hours (and the ones an evaluation request rebuilt since the last
+    pass) that fall in a window late labels can restate, plus ``pending`` (taken by a pass
+    that did not finish). ``persist`` gets them before the rebuild, so a crash loses none.
+    """
+    dirty = store.dirty_buckets(model.tenant, model.name)
+    noted = RESTATED.take(store, model.tenant, model.name)
+    hours = set(pending) | _judged_again(model, now, {d.bucket for d in dirty} | noted)
+    if hours - pending:
+        persist(hours)
+    refresh_rollups(store, model.tenant, model.name, dirty, note=False)
+    return hours
 
 
 def model_signals(
-    store: Store, model: ModelMonitoring, now: datetime, on_evaluation: OnEvaluation
+    store: Store,
+    model: ModelMonitoring,
+    now: datetime,
+    on_evaluation: OnEvaluation,
+    *,
+    restated: Iterable[datetime] = (),
+    active: Iterable[dict[str, Any]] = (),
 ) -> list[Signal]:
     """The signals of every monitor of ``model`` at ``now``.
 
-    ``on_evaluation(tenant, model, result)`` receives each group's evaluation, whose last
-    window is the one judged (for the gauges of ``/metrics``).
+    ``restated``: hours whose windows late labels restated (from :func:`restated_hours`);
+    ``active``: the alert book's pending and firing alerts. ``on_evaluation(tenant, model,
+    result)`` receives each group's evaluation, whose last window is the one judged (for
+    the gauges of ``/metrics``). Rollups are read as they are (see :func:`restated_hours`).
     """
-    refresh(store, model.tenant, model.name)
+    restated, active = set(restated), list(active)
     signals: list[Signal] = []
     for (label, segment), monitors in _groups(model).items():
         shape = model.window_of(monitors[0])
+        size = parse_window(shape.size)
         bounds = sorted(
             {m.range_quantiles for m in monitors if m.metric == "out_of_range"} | {(0.0, 1.0)}
         )
+
+        def evaluate(spans: list[Span], label: str = label, segment: str | None = segment,
+                     bounds: list[tuple[float, float]] = bounds) -> dict[str, Any]:  # fmt: skip
+            return evaluate_spans(store, model.tenant, model.name, spans, window=label,
+                                  segment=segment, range_bounds=bounds,
+                                  refresh_first=False)  # fmt: skip
+
         if shape.kind == "sliding":
-            current = sliding(now, parse_window(shape.size))
-            result = evaluate_spans(store, model.tenant, model.name, [previous(current), current],
-                                    window=label, segment=segment, range_bounds=bounds,
-                                    refresh_first=False)  # fmt: skip
+            current = sliding(now, size)
+            result = evaluate([previous(current), current])
         else:
             result = evaluate_windows(store, model.tenant, model.name, window=shape.size,
                                       segment=segment, range_bounds=bounds)  # fmt: skip
@@ -51,6 +100,19 @@ def model_signals(
         scoped = model.model_copy(update={"monitors": monitors})
         signals.extend(evaluate_all(scoped, {label: result["windows"]},
                                     result.get("reference_metrics"), now=now))  # fmt: skip
+        late = [m for m in monitors if m.kind == "metric"]
+        if shape.kind == "sliding" or not late:
+            continue
+        starts, expired = _past_windows(model, late, size, now, restated, active)
+        signals.extend(expired)
+        if starts:
+            spans = {(s, s + size) for s in starts}
+            if any(m.condition.compare_to == "previous" for m in late):
+                spans |= {(s - size, s) for s in starts}
+            past = evaluate(sorted(spans))
+            scoped = model.model_copy(update={"monitors": late})
+            signals.extend(evaluate_past(scoped, {label: past["windows"]}, {label: starts},
+                                         past.get("reference_metrics")))  # fmt: skip
     return signals
 
 
@@ -63,4 +125,59 @@ def _groups(model: ModelMonitoring) -> dict[tuple[str, str | None], list[Monitor
     return groups
 
 
-__all__ = ["model_signals"]
+def _horizon(model: ModelMonitoring) -> timedelta:
+    return timedelta(seconds=parse_duration(model.late_label_horizon))
+
+
+def _in_reach(start: datetime, size: timedelta, now: datetime, horizon: timedelta) -> bool:
+    """Closed before the latest closed window, and ended within the horizon."""
+    return start + size <= latest_closed(now, size)[0] and start + size >= now - horizon
+
+
+def _judged_again(model: ModelMonitoring, now: datetime, hours: set[datetime]) -> set[datetime]:
+    """The ``hours`` that fall in a window some metric monitor would judge again."""
+    sizes = {parse_window(model.window_of(m).size) for m in model.monitors
+             if m.kind == "metric" and model.window_of(m).kind == "tumbling"}  # fmt: skip
+    horizon = _horizon(model)
+    return {h for h in hours
+            if any(_in_reach(window_start(h, s), s, now, horizon) for s in sizes)}  # fmt: skip
+
+
+def _past_windows(
+    model: ModelMonitoring,
+    monitors: list[Monitor],
+    size: timedelta,
+    now: datetime,
+    restated: set[datetime],
+    active: list[dict[str, Any]],
+) -> tuple[list[datetime], list[Signal]]:
+    """Starts of the past windows to judge, and the resolutions of those out of reach."""
+    horizon = _horizon(model)
+    names = {m.name for m in monitors}
+    starts = {window_start(h, size) for h in restated}
+    expired: list[Signal] = []
+    for alert in active:
+        labels = alert["labels"]
+        if (labels.get("tenant"), labels.get("model")) != (model.tenant, model.name):
+            continue
+        if labels.get("monitor") not in names or "window_start" not in labels:
+            continue
+        start = datetime.fromisoformat(labels["window_start"])
+        if _in_reach(start, size, now, horizon):
+            starts.add(start)
+        else:
+            expired.append(_expiry(labels, start, size, model.late_label_horizon))
+    return sorted(s for s in starts if _in_reach(s, size, now, horizon)), expired
+
+
+def _expiry(labels: dict[str, str], start: datetime, size: timedelta, horizon: str) -> Signal:
+    """A past window's alert resolving: the window is no longer judged."""
+    summary = (f"{labels.get('monitor')} on {labels.get('model')}, window starting "
+               f"{labels['window_start']}: no longer judged, it ended more than "
+               f"late_label_horizon {horizon} ago")  # fmt: skip
+    return Signal(labels=dict(labels), value=None, threshold=None, breached=False,
+                  recovered=True, window_start=start, window_end=start + size,
+                  summary=summary, severity=labels.get("severity", "warning"))  # fmt: skip
+
+
+__all__ = ["model_signals", "restated_hours"]

@@ -33,8 +33,8 @@ the threshold by at least ``resolve_hysteresis`` (for ``< 0.80`` with 0.01: brea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,6 +194,56 @@ def evaluate_all(
         signals.extend(
             evaluate_monitor(model, monitor, model.tenant, closed[-1], previous, reference_metrics)
         )
+    return signals
+
+
+def evaluate_past(
+    model: ModelMonitoring,
+    windows_by_size: Mapping[str, list[dict[str, Any]]],
+    starts_by_size: Mapping[str, Iterable[datetime]],
+    reference_metrics: Mapping[str, Any] | None,
+) -> list[Signal]:
+    """Judge again, for every metric monitor, the past windows that late labels restated.
+
+    ``starts_by_size`` maps a tumbling window label (``"1d"``) to the starts of the windows
+    to judge, found (whole) in ``windows_by_size`` with the window before each as its
+    ``previous``. Only ``metric`` monitors are judged: labels change nothing else. Each
+    signal carries the label ``window_start`` (``2026-11-03T00:00:00Z``), so a restated
+    window is an alert of its own that never flips the alert of the latest window.
+
+    >>> model = ModelMonitoring(name="fraud", tenant="acme", min_rows=10, monitors=[
+    ...     Monitor(name="auc", kind="metric", metric="roc_auc", window="1d",
+    ...             condition=Condition(op="<", value=0.8))])
+    >>> old = {"start": "2026-11-03T00:00:00Z", "end": "2026-11-04T00:00:00Z", "rows": 100,
+    ...        "labeled": 100, "label_completeness": 1.0, "metrics": {"roc_auc": 0.7}}
+    >>> [s] = evaluate_past(model, {"1d": [old]}, {"1d": [datetime(2026, 11, 3, tzinfo=UTC)]},
+    ...                     None)
+    >>> s.breached, s.labels["window"], s.labels["window_start"]
+    (True, '1d', '2026-11-03T00:00:00Z')
+    """
+    signals: list[Signal] = []
+    for monitor in model.monitors:
+        shape = model.window_of(monitor)
+        if monitor.kind != "metric" or shape.kind != "tumbling":
+            continue
+        size = timedelta(seconds=parse_duration(shape.size))
+        by_start = {_moment(w["start"]): w for w in windows_by_size.get(shape.label, [])}
+        for start in sorted(set(starts_by_size.get(shape.label, ()))):
+            window = by_start.get(start)
+            if window is None or _moment(window["end"]) != start + size:
+                continue
+            previous = by_start.get(start - size)
+            when = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            for signal in evaluate_monitor(
+                model, monitor, model.tenant, window, previous, reference_metrics
+            ):
+                signals.append(
+                    replace(
+                        signal,
+                        labels={**signal.labels, "window_start": when},
+                        annotations={**signal.annotations, "judged": "again, after late labels"},
+                    )
+                )
     return signals
 
 
@@ -505,4 +555,4 @@ def _span(start: datetime, end: datetime) -> str:
     return f"{start.strftime(form)}..{end.strftime(form)}"
 
 
-__all__ = ["evaluate_all", "evaluate_monitor"]
+__all__ = ["evaluate_all", "evaluate_monitor", "evaluate_past"]

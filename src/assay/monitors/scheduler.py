@@ -1,11 +1,12 @@
 """The monitor schedule: evaluate every model's windows, judge its monitors, notify.
 
 One pass (:meth:`MonitorScheduler.run_once`) refreshes the dirty rollups — so windows whose
-labels arrived late are judged again —, evaluates each configured window size, judges the model's
+labels arrived late are judged again (see :mod:`assay.monitors.passes`) —, evaluates each
+configured window, judges the model's
 registered rollouts (a rollback decision raises a critical alert), turns the
 monitors' signals into alert transitions and hands the notifications to the sinks. The
-alert book is saved after every pass, so a restart neither re-fires nor forgets an
-incident. ``assay serve --config`` runs passes on a background thread;
+alert book is saved after every pass, and the restated hours a pass takes are saved
+before it rebuilds them, so a restart neither re-fires nor forgets an incident. ``assay serve --config`` runs passes on a background thread;
 ``assay run-monitors --once`` runs one pass for cron, Airflow or Prefect.
 """
 
@@ -52,11 +53,17 @@ class MonitorScheduler:
         self.clock = clock
         resend = parse_duration(config.sinks.alertmanager.resend_interval) if (
             config.sinks.alertmanager) else 300.0  # fmt: skip
+        saved = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         self.book = (
-            AlertBook.from_dict(json.loads(self.state_path.read_text()))
-            if self.state_path.exists()
+            AlertBook.from_dict(saved, resend_interval=resend)
+            if saved
             else AlertBook(resend_interval=resend)
         )
+        # hours late labels restated, taken by a pass that has not finished (per model)
+        self.pending: dict[str, set[datetime]] = {
+            key: {datetime.fromisoformat(h) for h in hours}
+            for key, hours in saved.get("restated", {}).items()
+        }
         self.last_errors: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -64,14 +71,20 @@ class MonitorScheduler:
 
     def run_once(self) -> list[Notification]:
         """One pass over every configured model; returns the notifications sent."""
-        from assay.monitors.passes import model_signals
+        from assay.monitors.passes import model_signals, restated_hours
 
         with self._lock:
             now = self.clock()
             signals = []
             for model in self.config.models:
+                key = f"{model.tenant}/{model.name}"
                 try:
-                    signals.extend(model_signals(self.store, model, now, self.on_evaluation))
+                    hours = restated_hours(self.store, model, now, self.pending.get(key, set()),
+                                           lambda h, key=key: self._remember(key, h))  # fmt: skip
+                    active = self.book.active()
+                    signals.extend(model_signals(self.store, model, now, self.on_evaluation,
+                                                 restated=hours, active=active))  # fmt: skip
+                    self.pending.pop(key, None)  # saved with the alert book below
                     signals.extend(self._rollout_signals(model.tenant, model.name, now))
                     self.last_errors.pop(model.name, None)
                 except AssayError as err:  # a missing model must not stop the others
@@ -118,10 +131,15 @@ class MonitorScheduler:
             alerts = self.book.active()
         return [a for a in alerts if tenant is None or a["labels"].get("tenant") == tenant]
 
+    def _remember(self, key: str, hours: set[datetime]) -> None:
+        self.pending[key] = hours
+        self._save()
+
     def _save(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps(self.book.to_dict()))
+        restated = {k: sorted(h.isoformat() for h in v) for k, v in self.pending.items() if v}
+        tmp.write_text(json.dumps({**self.book.to_dict(), "restated": restated}))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         tmp.replace(self.state_path)

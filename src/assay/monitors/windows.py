@@ -32,7 +32,8 @@ def window_start(moment: datetime, size: timedelta) -> datetime:
     >>> window_start(datetime(2026, 11, 21, 10, 5, tzinfo=UTC), HOUR).hour
     10
     """
-    return EPOCH + ((moment.astimezone(UTC) - EPOCH) // size) * size
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return EPOCH + ((moment - EPOCH) // size) * size
 
 
 def latest_closed(now: datetime, size: timedelta) -> Span:

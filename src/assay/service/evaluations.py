@@ -10,16 +10,17 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import pyarrow as pa
 
 from assay.engine import local
 from assay.errors import InputError
+from assay.monitors.restated import RESTATED
 from assay.service.rollups import BUCKET, merge_all, pack, refresh, states_of, unpack
 from assay.stats import DriftRule, NumericSampleState, State
-from assay.store.base import FEATURE_PREFIX, Rollup, Store
+from assay.store.base import FEATURE_PREFIX, DirtyBucket, Rollup, Store
 from assay.store.model import ModelSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,7 +76,7 @@ def evaluate_windows(
         start = _window_start(start, BUCKET)
     if end is not None and _window_start(end, BUCKET) != end and end < _LAST_HOUR:
         end = _window_start(end, BUCKET) + BUCKET
-    refresh(store, tenant, model)
+    refresh_rollups(store, tenant, model)
     rule = rule or DriftRule()
     reference = load_reference_states(store, tenant, model)
     overall = _by_window(store.load_rollups(tenant, model, version=version, start=start,
@@ -129,7 +130,7 @@ def evaluate_spans(
         if b <= a or _window_start(a, BUCKET) != a or _window_start(b, BUCKET) != b:
             raise InputError(f"span {_iso(a)}..{_iso(b)} is not whole hours", field="spans")
     if refresh_first:
-        refresh(store, tenant, model)
+        refresh_rollups(store, tenant, model)
     parts = _Parts(spec, load_reference_states(store, tenant, model), rule or DriftRule(), seed,
                    range_bounds)  # fmt: skip
     windows = []
@@ -142,6 +143,42 @@ def evaluate_spans(
         rollups = store.load_rollups(tenant, model, start=a, end=b)
         windows.append(parts.entry(a, b, None, rollups, grouped))
     return _answer(model, window, None, segment, parts, windows)
+
+
+def refresh_rollups(
+    store: Store,
+    tenant: str,
+    model: str,
+    dirty: list[DirtyBucket] | None = None,
+    *,
+    note: bool = True,
+) -> list[DirtyBucket]:
+    """Rebuild the rollups of exactly ``dirty`` (default: the buckets dirty now); return them.
+
+    With ``note`` the rebuilt hours are noted in :data:`~assay.monitors.restated.RESTATED`,
+    so the monitor schedule judges the windows they restate again (late labels) even when
+    an evaluation request rebuilt them first. Buckets dirtied meanwhile stay dirty.
+    """
+    dirty = store.dirty_buckets(tenant, model) if dirty is None else dirty
+    if not dirty:
+        return dirty
+    if note:
+        RESTATED.note(store, tenant, model, {d.bucket for d in dirty})
+    refresh(cast(Store, _Dirty(store, dirty)), tenant, model)
+    return dirty
+
+
+class _Dirty:
+    """``store``, except that its dirty buckets are the given ones (for :func:`refresh`)."""
+
+    def __init__(self, store: Store, dirty: list[DirtyBucket]):
+        self._store, self._dirty = store, dirty
+
+    def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:
+        return list(self._dirty)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _check_segment(spec: ModelSpec, segment: str | None) -> None:
@@ -412,5 +449,6 @@ __all__ = [
     "evaluate_windows",
     "parse_window",
     "reference_from_range",
+    "refresh_rollups",
     "save_reference",
 ]
