@@ -28,13 +28,13 @@ CONFIG = {
 }  # fmt: skip
 
 
-def _day(store: DuckDBStore, day: int, *, good: bool) -> None:
+def _day(store: DuckDBStore, day: int, *, good: bool, day0: datetime = DAY0) -> None:
     """200 labelled predictions on ``day``: perfectly ranked (good) or perfectly reversed."""
     rng = np.random.default_rng(day)
     n = 200
     label = np.tile([0.0, 1.0], n // 2)
     score = np.where(label == 1, 0.9, 0.1) if good else np.where(label == 1, 0.1, 0.9)
-    stamps = [DAY0 + timedelta(days=day, minutes=int(m)) for m in rng.integers(0, 1440, n)]
+    stamps = [day0 + timedelta(days=day, minutes=int(m)) for m in rng.integers(0, 1440, n)]
     ids = [f"d{day}-{i}" for i in range(n)]
     ts = pa.array(stamps, pa.timestamp("us", tz="UTC"))
     events = pa.table({"id": ids, "version": ["v1"] * n, "timestamp": ts, "score": score,
@@ -116,8 +116,10 @@ def test_run_monitors_once_from_the_cli(tmp_path: Path) -> None:
     data = tmp_path / "data"
     store = DuckDBStore(data)
     store.register_model("acme", SPEC)
+    # the CLI's clock is the real one: the three days before today
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for day in range(3):
-        _day(store, day, good=day < 2)
+        _day(store, day, good=day < 2, day0=today - timedelta(days=3))
     store.close()
     config = _write_config(tmp_path / "assay.yaml")
     runner = CliRunner()

@@ -1,10 +1,13 @@
 """One monitor pass over one model: evaluate the windows its monitors judge, judge them.
 
-Monitors are grouped by (window, segment column); each group is evaluated once:
+Monitors are grouped by (window, segment column); each group is evaluated once, over
+the spans it judges and no others (a pass reads a bounded number of windows, however
+long the history):
 
-- a **tumbling** window: the windows of that size (the latest closed one is judged, the
-  one before it is its ``previous``);
-- a **sliding** window: the span ending now and the span before it, every pass;
+- a **tumbling** window: the latest closed window of that size (see
+  :mod:`assay.monitors.windows`), and the one before it when a condition compares with
+  the ``previous`` window;
+- a **sliding** window: the span ending now (and the span before it), every pass;
 - **windows restated by late labels**: a closed tumbling window older than the latest,
   whose hourly buckets were rebuilt since the last pass (its labels arrived late), is
   judged again by the group's ``metric`` monitors — the only ones labels can change —
@@ -25,12 +28,7 @@ from assay.monitors.restated import RESTATED
 from assay.monitors.rules import evaluate_all, evaluate_past
 from assay.monitors.signals import Signal
 from assay.monitors.windows import latest_closed, previous, sliding, window_start
-from assay.service.evaluations import (
-    evaluate_spans,
-    evaluate_windows,
-    parse_window,
-    refresh_rollups,
-)
+from assay.service.evaluations import evaluate_spans, parse_window, refresh_rollups
 from assay.store.base import Store
 
 OnEvaluation = Callable[[str, str, dict[str, Any]], None]
@@ -83,37 +81,33 @@ def model_signals(
         bounds = sorted(
             {m.range_quantiles for m in monitors if m.metric == "out_of_range"} | {(0.0, 1.0)}
         )
-
-        def evaluate(spans: list[Span], label: str = label, segment: str | None = segment,
-                     bounds: list[tuple[float, float]] = bounds) -> dict[str, Any]:  # fmt: skip
-            return evaluate_spans(store, model.tenant, model.name, spans, window=label,
-                                  segment=segment, range_bounds=bounds,
-                                  refresh_first=False)  # fmt: skip
-
-        if shape.kind == "sliding":
-            current = sliding(now, size)
-            result = evaluate([previous(current), current])
-        else:
-            result = evaluate_windows(store, model.tenant, model.name, window=shape.size,
-                                      segment=segment, range_bounds=bounds)  # fmt: skip
-        on_evaluation(model.tenant, model.name, result)
-        scoped = model.model_copy(update={"monitors": monitors})
-        signals.extend(evaluate_all(scoped, {label: result["windows"]},
-                                    result.get("reference_metrics"), now=now))  # fmt: skip
-        late = [m for m in monitors if m.kind == "metric"]
-        if shape.kind == "sliding" or not late:
-            continue
+        compares = any(m.condition.compare_to == "previous" for m in monitors)
+        latest = sliding(now, size) if shape.kind == "sliding" else latest_closed(now, size)
+        current = [previous(latest), latest] if compares else [latest]
+        late = [m for m in monitors if m.kind == "metric" and shape.kind == "tumbling"]
         starts, expired = _past_windows(model, late, size, now, restated, active)
         signals.extend(expired)
+        past = {(s, s + size) for s in starts}
+        if any(m.condition.compare_to == "previous" for m in late):
+            past |= {previous(span) for span in past}
+        result = evaluate_spans(store, model.tenant, model.name, [*current, *past],
+                                window=label, segment=segment, range_bounds=bounds,
+                                refresh_first=False)  # fmt: skip
+        ends = {_iso(end) for _, end in current}
+        now_windows = [w for w in result["windows"] if w["end"] in ends]
+        on_evaluation(model.tenant, model.name, {**result, "windows": now_windows})
+        reference = result.get("reference_metrics")
+        scoped = model.model_copy(update={"monitors": monitors})
+        signals.extend(evaluate_all(scoped, {label: now_windows}, reference, now=now))
         if starts:
-            spans = {(s, s + size) for s in starts}
-            if any(m.condition.compare_to == "previous" for m in late):
-                spans |= {(s - size, s) for s in starts}
-            past = evaluate(sorted(spans))
             scoped = model.model_copy(update={"monitors": late})
-            signals.extend(evaluate_past(scoped, {label: past["windows"]}, {label: starts},
-                                         past.get("reference_metrics")))  # fmt: skip
+            signals.extend(evaluate_past(scoped, {label: result["windows"]}, {label: starts},
+                                         reference))  # fmt: skip
     return signals
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _groups(model: ModelMonitoring) -> dict[tuple[str, str | None], list[Monitor]]:
@@ -152,6 +146,8 @@ def _past_windows(
     active: list[dict[str, Any]],
 ) -> tuple[list[datetime], list[Signal]]:
     """Starts of the past windows to judge, and the resolutions of those out of reach."""
+    if not monitors:
+        return [], []
     horizon = _horizon(model)
     names = {m.name for m in monitors}
     starts = {window_start(h, size) for h in restated}

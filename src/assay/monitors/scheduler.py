@@ -1,12 +1,12 @@
 """The monitor schedule: evaluate every model's windows, judge its monitors, notify.
 
 One pass (:meth:`MonitorScheduler.run_once`) refreshes the dirty rollups — so windows whose
-labels arrived late are judged again (see :mod:`assay.monitors.passes`) —, evaluates each
-configured window, judges the model's
-registered rollouts (a rollback decision raises a critical alert), turns the
-monitors' signals into alert transitions and hands the notifications to the sinks. The
-alert book is saved after every pass, and the restated hours a pass takes are saved
-before it rebuilds them, so a restart neither re-fires nor forgets an incident. ``assay serve --config`` runs passes on a background thread;
+labels arrived late are judged again —, evaluates the windows each model's monitors judge
+(see :mod:`assay.monitors.passes`), judges the model's registered rollouts (a rollback
+decision raises a critical alert), turns the signals into alert transitions and hands the
+notifications to the sinks. The alert book is saved after every pass, and the restated
+hours a pass takes are saved before it rebuilds them, so a restart neither re-fires nor
+forgets an incident. ``assay serve --config`` runs passes on a background thread;
 ``assay run-monitors --once`` runs one pass for cron, Airflow or Prefect.
 """
 
