@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -568,13 +569,10 @@ def test_bad_input_in_memory(make_binary: Any):
     assert info.value.field == "tenure"
 
 
-def test_ray_engine_without_ray_names_the_install(make_binary: Any):
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        pass
-    else:  # pragma: no cover - only where ray is installed
-        pytest.skip("ray is installed")
+def test_ray_engine_without_ray_names_the_install(
+    make_binary: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     with pytest.raises(AssayError) as info:
         assay.evaluate(make_binary(72, 100), engine="ray")
     assert "ray" in str(info.value)

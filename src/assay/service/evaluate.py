@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from assay import __version__
 from assay.engine import local
 from assay.engine.columns import read_labeled
 from assay.engine.sources import Source, open_source
 from assay.engine.spec import EvaluationSpec
 from assay.errors import AssayWarning, ConfigError
 from assay.result import EvaluationResult
+from assay.service.runs import run_record
 from assay.stats import DriftRule
 
 if TYPE_CHECKING:
@@ -266,23 +264,7 @@ def _run_record(
         "ece_bins": spec.ece_bins,
         "seed": spec.seed,
     }
-    blob = json.dumps(config, sort_keys=True).encode()
-    return {
-        "assay_version": __version__,
-        "engine": spec.engine,
-        "config": config,
-        "config_hash": hashlib.sha256(blob).hexdigest()[:16],
-        "inputs": {
-            "current": {"source": cur.description, "fingerprint": cur.fingerprint},
-            **(
-                {"reference": {"source": ref.description, "fingerprint": ref.fingerprint}}
-                if ref
-                else {}
-            ),
-        },
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "duration_seconds": round(time.time() - started, 3),
-    }
+    return run_record(config, {"current": cur, "reference": ref}, started, engine=spec.engine)
 
 
 def _collect_warnings(result: EvaluationResult) -> list[str]:

@@ -8,23 +8,14 @@ continuously, always-valid intervals (``sequential``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from assay import __version__
-from assay.engine.columns import read_labeled
-from assay.engine.sources import Source, open_source, to_float64
+from assay.engine.sources import Source, open_source
 from assay.engine.spec import EvaluationSpec
-from assay.errors import ColumnNotFoundError, ConfigError, InputError
+from assay.errors import ConfigError
 from assay.rollout.decision import CheckResult, GateDecision, check, decide
 from assay.rollout.policy import (
     LATENCY_GUARDRAILS,
@@ -33,6 +24,8 @@ from assay.rollout.policy import (
     default_metric,
     load_policy,
 )
+from assay.service.gate_data import Arm, read_arm, read_paired_arms
+from assay.service.runs import run_record
 from assay.stats import (
     BINARY_METRICS,
     HIGHER_IS_BETTER,
@@ -48,21 +41,6 @@ from assay.stats import (
 
 TASKS = {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS}
 _QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
-
-
-@dataclass
-class Arm:
-    """One side of the comparison: labels, scores (or predictions), latencies, row count."""
-
-    y_true: np.ndarray
-    output: np.ndarray
-    rows: int
-    latency: dict[str, np.ndarray]
-    segments: dict[str, np.ndarray] = field(default_factory=dict)  # value per labeled row
-
-    def subset(self, mask: np.ndarray) -> Arm:
-        """The labeled rows where ``mask`` holds (latencies are not per labeled row)."""
-        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {})
 
 
 def gate(
@@ -125,11 +103,11 @@ def gate(
     latency_cols = sorted({g.latency_column for g in rules.guardrails if _is_latency(g)})
     if paired:
         assert id_column is not None
-        base, cand, rows = _paired_arms(spec, base_src, cand_src, id_column, latency_cols)
+        base, cand, rows = read_paired_arms(spec, base_src, cand_src, id_column, latency_cols)
         mode = "paired"
     else:
-        base = _arm(spec, base_src, latency_cols)
-        cand = _arm(spec, cand_src, latency_cols)
+        base = read_arm(spec, base_src, latency_cols)
+        cand = read_arm(spec, cand_src, latency_cols)
         rows = {"baseline": base.rows, "candidate": cand.rows}
         mode = "sequential" if rules.sequential else "split"
     rows["labeled_baseline"] = int(base.y_true.size)
@@ -248,110 +226,6 @@ def check_policy(
 
 def _is_latency(g: Guardrail) -> bool:
     return g.metric in LATENCY_GUARDRAILS
-
-
-def _output_column(spec: EvaluationSpec) -> str:
-    return spec.score[0] if spec.task == "binary" else str(spec.prediction)
-
-
-def _require(source: Source, columns: Sequence[str]) -> None:
-    for column in columns:
-        if column not in source.column_names:
-            raise ColumnNotFoundError(column, available=source.column_names, where=source.role)
-
-
-def _arm(spec: EvaluationSpec, source: Source, latency_cols: list[str]) -> Arm:
-    _require(source, [spec.target, _output_column(spec), *latency_cols, *spec.segments])
-    cols = read_labeled(spec, source)
-    output = cols.y_score if spec.task == "binary" else cols.y_pred
-    assert output is not None
-    latency = {c: _finite(source.column(c)) for c in latency_cols}
-    return Arm(cols.y_true, output, source.num_rows, latency, _segment_values(cols.segments))
-
-
-def _segment_values(segments: dict[str, tuple[np.ndarray, list[str]]]) -> dict[str, np.ndarray]:
-    return {c: np.asarray(labels, dtype=object)[codes] for c, (codes, labels) in segments.items()}
-
-
-def _finite(column: pa.ChunkedArray) -> np.ndarray:
-    values = np.asarray(to_float64(column), dtype=float)
-    return values[np.isfinite(values)]
-
-
-def _paired_arms(
-    spec: EvaluationSpec, base: Source, cand: Source, id_column: str, latency_cols: list[str]
-) -> tuple[Arm, Arm, dict[str, int]]:
-    """Both arms on the ids both scored, in one row order, with one label per id."""
-    out = _output_column(spec)
-    needed = [id_column, out, *latency_cols]
-    _require(base, [*needed, spec.target, *spec.segments])  # segments: the baseline's
-    _require(cand, needed)
-    left = base.read(list(dict.fromkeys([*needed, spec.target, *spec.segments])))
-    right = cand.read(
-        list(dict.fromkeys([*needed, *([spec.target] if spec.target in cand.column_names else [])]))
-    )
-    for side, table in (("baseline", left), ("candidate", right)):
-        _unique_ids(table, id_column, side)
-    right = right.rename_columns([c if c == id_column else f"c::{c}" for c in right.column_names])
-    joined = left.join(right, keys=id_column, join_type="inner", use_threads=True)
-    label = joined.column(spec.target)
-    if f"c::{spec.target}" in joined.column_names:
-        other = joined.column(f"c::{spec.target}")
-        _same_labels(label, other, spec.target)
-        label = pc.coalesce(label, other)
-    rows = {
-        "baseline": left.num_rows,
-        "candidate": right.num_rows,
-        "paired": joined.num_rows,
-        "unmatched_baseline": left.num_rows - joined.num_rows,
-        "unmatched_candidate": right.num_rows - joined.num_rows,
-    }
-    if joined.num_rows == 0:
-        raise InputError(
-            f"no {id_column!r} value appears in both the baseline and the candidate",
-            field=id_column,
-            hint="paired comparison needs both models' predictions of the same events",
-        )
-    arms = []
-    for prefix, role in (("", "baseline"), ("c::", "candidate")):
-        table = pa.table(
-            {spec.target: label, out: joined.column(prefix + out),
-             **{c: joined.column(c) for c in spec.segments}}
-        )  # fmt: skip
-        cols = read_labeled(spec, open_source(table, role=role))
-        output = cols.y_score if spec.task == "binary" else cols.y_pred
-        assert output is not None
-        latency = {c: _finite(joined.column(prefix + c)) for c in latency_cols}
-        segments = _segment_values(cols.segments)
-        arms.append(Arm(cols.y_true, output, joined.num_rows, latency, segments))
-    return arms[0], arms[1], rows
-
-
-def _unique_ids(table: pa.Table, id_column: str, side: str) -> None:
-    ids = table.column(id_column)
-    if ids.null_count:
-        raise InputError(
-            f"{side} id column {id_column!r} has {ids.null_count} null value(s)", field=id_column
-        )
-    distinct = pc.count_distinct(ids).as_py()
-    if distinct != table.num_rows:
-        raise InputError(
-            f"{side} id column {id_column!r} repeats {table.num_rows - distinct} id(s)",
-            field=id_column,
-            hint="each event must appear once per model",
-        )
-
-
-def _same_labels(a: pa.ChunkedArray, b: pa.ChunkedArray, target: str) -> None:
-    both = pc.and_(pc.is_valid(a), pc.is_valid(b))
-    differ = pc.sum(pc.and_(both, pc.not_equal(pc.cast(a, pa.float64()), pc.cast(b, pa.float64()))))
-    count = differ.as_py() or 0
-    if count:
-        raise InputError(
-            f"the baseline and candidate disagree on {target!r} for {count} paired id(s)",
-            field=target,
-            hint="both files must carry the same ground truth for an event",
-        )
 
 
 def _difference(
@@ -488,15 +362,4 @@ def _run_record(
         "mode": mode,
         "policy": rules.describe(),
     }
-    blob = json.dumps(config, sort_keys=True).encode()
-    return {
-        "assay_version": __version__,
-        "config": config,
-        "config_hash": hashlib.sha256(blob).hexdigest()[:16],
-        "inputs": {
-            "baseline": {"source": base.description, "fingerprint": base.fingerprint},
-            "candidate": {"source": cand.description, "fingerprint": cand.fingerprint},
-        },
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "duration_seconds": round(time.time() - started, 3),
-    }
+    return run_record(config, {"baseline": base, "candidate": cand}, started)
