@@ -8,6 +8,7 @@ scipy on the full data. One runtime (2 CPUs) serves the module.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from scipy.stats import ks_2samp, wasserstein_distance
@@ -262,3 +264,25 @@ def test_ray_options_need_the_ray_engine() -> None:
     with pytest.raises(ValueError, match="ray engine only") as caught:
         assay.evaluate(table, approximate=True)
     assert caught.value.field == "engine"  # type: ignore[attr-defined]
+
+
+def test_without_a_runtime_the_engine_starts_one_and_shuts_it_down(tmp_path: Path) -> None:
+    """In a process without Ray running and no address, a local runtime is started for the
+    call and shut down after it (a separate process, so the shared runtime is untouched)."""
+    table = binary_window(2_000, seed=12)
+    path = tmp_path / "w.parquet"
+    pq.write_table(table, path)
+    code = (
+        "import warnings, ray, assay; warnings.simplefilter('ignore');"
+        f"r = assay.evaluate({str(path)!r}, engine='ray');"
+        "print(r.metrics['overall']['roc_auc'], r.run['engine'], ray.is_initialized())"
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    auc, engine, still_running = done.stdout.split()[-3:]
+    labeled = table.filter(pc.is_valid(table.column("target")))
+    expected = roc_auc_score(labeled.column("target"), labeled.column("score"))
+    assert float(auc) == pytest.approx(expected, abs=1e-12)
+    assert (engine, still_running) == ("ray", "False")

@@ -89,7 +89,6 @@ def ray_runtime(address: str | None = None) -> Iterator[Any]:
         if address:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         else:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
                      logging_level="WARNING", log_to_driver=False)  # fmt: skip
         started = True
