@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -289,3 +291,111 @@ def test_prometheus_scrapes_assay_and_a_generated_rule_fires(
     assert alerts[0]["labels"]["severity"] == "critical"
     assert alerts[0]["labels"]["monitor"] == "auc-is-a-number"
     assert alerts[0]["annotations"]["runbook_url"] == "https://runbooks.example/auc"
+
+
+# -- gauges survive a restart of assay serve ---------------------------------------------
+
+
+def _monitored_data(data_dir: Path) -> float:
+    """Yesterday's 400 labelled predictions in a fresh store; scikit-learn's ROC AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    from assay.service.ingest import IngestLimits, labels_from_arrow, predictions_from_arrow
+    from assay.store.duckdb_store import DuckDBStore
+    from assay.store.model import ModelSpec
+
+    spec = ModelSpec(name="fraud", task="binary", features={"amount": "numeric"})
+    rng = np.random.default_rng(12)
+    n = 400
+    y = (rng.random(n) < 0.4).astype(float)
+    score = np.clip(0.35 * y + rng.random(n) * 0.65, 0, 1)
+    yesterday = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday -= timedelta(days=1)
+    stamps = pa.array([yesterday + timedelta(minutes=int(m)) for m in rng.integers(0, 1440, n)],
+                      pa.timestamp("us", tz="UTC"))  # fmt: skip
+    ids = [f"e{i}" for i in range(n)]
+    events = pa.table({"id": ids, "version": ["v1"] * n, "timestamp": stamps, "score": score,
+                       "amount": rng.normal(size=n)})  # fmt: skip
+    store = DuckDBStore(data_dir)
+    try:
+        store.register_model("acme", spec)
+        prepared = predictions_from_arrow(spec, events, IngestLimits())
+        store.append_predictions("acme", "fraud", prepared.table)
+        labels = pa.table({"id": ids, "label": y, "timestamp": stamps})
+        store.append_labels("acme", "fraud", labels_from_arrow(spec, labels, IngestLimits()).table)
+    finally:
+        store.close()
+    return float(roc_auc_score(y, score))
+
+
+def _serve_with(config: dict[str, Any], data_dir: Path, log: Path) -> tuple[Any, str]:
+    path = log.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*assay_command(), "serve", "--data-dir", str(data_dir), "--host", HOST,
+             "--port", str(port), "--metrics-public", "--config", str(path)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return process, f"http://{HOST}:{port}"
+
+
+def _auc_gauge(url: str) -> float | None:
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=2.0).content
+    except httpx.TransportError:
+        return None
+    where = {"tenant": "acme", "model": "fraud", "version": "", "segment": "", "window": "1d",
+             "metric": "roc_auc"}  # fmt: skip
+    return value(samples(text), "assay_model_metric", **where)
+
+
+def test_evaluation_gauges_survive_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    expected = _monitored_data(data_dir)
+    monitor = {"name": "auc", "kind": "metric", "metric": "roc_auc", "window": "1d",
+               "condition": {"op": "<", "value": 0.5}}  # fmt: skip
+    config = {"schedule_interval": "1h",
+              "models": [{"name": "fraud", "tenant": "acme", "min_rows": 10,
+                          "monitors": [monitor]}]}  # fmt: skip
+    first, url = _serve_with(config, data_dir, tmp_path / "first.log")
+    try:
+        gauge = wait_for(lambda: _auc_gauge(url), "the first pass's gauges", first)
+        assert gauge == pytest.approx(expected, abs=1e-12)
+    finally:
+        stop(first)
+    assert (data_dir / "metric-gauges.json").exists()
+
+    # restarted with a monitor whose evaluation fails (the model has no segment "channel"):
+    # only the saved gauges can answer
+    broken = {**config, "models": [{**config["models"][0],
+                                    "monitors": [{**monitor, "segment": "channel"}]}]}  # fmt: skip
+    log = tmp_path / "second.log"
+    second, url = _serve_with(broken, data_dir, log)
+    try:
+        wait_for(lambda: "is not a segment" in log.read_text(), "the failing pass", second)
+        assert _auc_gauge(url) == pytest.approx(expected, abs=1e-12)
+    finally:
+        stop(second)
+
+
+def test_saved_gauges_reload_within_the_cap_and_skip_what_is_not_a_gauge(tmp_path: Path) -> None:
+    t = Telemetry()
+    t.record_evaluation("acme", "fraud", evaluation())
+    path = tmp_path / "gauges.json"
+    t.save_gauges(path)
+    saved = path.stat().st_mtime_ns
+    t.save_gauges(path)  # nothing changed: not rewritten
+    assert path.stat().st_mtime_ns == saved
+    restored = Telemetry()
+    assert restored.load_gauges(path) == 18  # 6 whole-window, 5 segment, 7 drift series
+    assert samples(restored.render("acme")) == samples(t.render("acme"))
+    capped = Telemetry(max_series_per_tenant=4)
+    assert capped.load_gauges(path) == 4
+    data = json.loads(path.read_text())
+    data["gauges"]["acme"].append(["assay_not_a_gauge", ["x"], 1.0])
+    data["gauges"]["acme"].append(["assay_window_rows", ["too", "few"], 1.0])
+    path.write_text(json.dumps(data))
+    assert Telemetry().load_gauges(path) == 18
+    assert Telemetry().load_gauges(tmp_path / "missing.json") == 0

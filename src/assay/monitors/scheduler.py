@@ -42,6 +42,7 @@ class MonitorScheduler:
         deliver: Callable[[list[Notification]], None] | None = None,
         on_evaluation: Callable[[str, str, dict[str, Any]], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_pass: Callable[[], None] | None = None,
     ):
         from assay.monitors.lifecycle import AlertBook
 
@@ -51,6 +52,7 @@ class MonitorScheduler:
         self.deliver = deliver or (lambda notes: None)
         self.on_evaluation = on_evaluation or (lambda tenant, model, result: None)
         self.clock = clock
+        self.after_pass = after_pass or (lambda: None)  # e.g. save the gauges of /metrics
         resend = parse_duration(config.sinks.alertmanager.resend_interval) if (
             config.sinks.alertmanager) else 300.0  # fmt: skip
         saved = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
@@ -92,6 +94,7 @@ class MonitorScheduler:
                     log.warning("monitoring %s/%s: %s", model.tenant, model.name, err)
             notifications = self.book.observe(signals, now)
             self._save()
+            self.after_pass()
         if notifications:
             self.deliver(notifications)
         return notifications

@@ -20,14 +20,22 @@ whole window and ``column=value`` (``channel=web``) for a segment. A value that 
 undefined (``None``) removes its series. The series of one tenant are capped
 (``max_series_per_tenant``); a new series beyond the cap is dropped and counted in
 ``assay_series_dropped_total{tenant}``.
+
+:meth:`Telemetry.save_gauges` and :meth:`Telemetry.load_gauges` keep these gauges in a
+JSON file (``assay serve --config`` saves them in the data directory after every monitor
+pass and loads them at start), so ``/metrics`` answers with the last evaluated values
+right after a restart, before the first pass.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -63,6 +71,7 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
 }  # fmt: skip
 
 SeriesKey = tuple[str, tuple[str, ...]]  # (family, label values after the tenant)
+_GAUGES_VERSION = 1
 
 
 def evaluation_series(model: str, evaluation: Mapping[str, Any]) -> dict[SeriesKey, float | None]:
@@ -146,6 +155,7 @@ class Telemetry:
         self.batches: dict[tuple[str, str, str, str], float] = defaultdict(float)
         self.latency: dict[tuple[str, str], list[float]] = {}
         self.queue_depth = 0
+        self._saved: str | None = None  # the text last written by save_gauges
 
     def count_events(self, tenant: str, model: str, kind: str, outcome: str, n: int) -> None:
         """Add ``n`` events of ``kind`` (predictions/labels) with ``outcome``."""
@@ -180,6 +190,63 @@ class Telemetry:
                     mine[key] = value
                 else:
                     self.dropped[tenant] += 1
+
+    def save_gauges(self, path: str | Path) -> None:
+        """Write the evaluation gauges to ``path`` (atomically; unchanged ones are not rewritten).
+
+        >>> import tempfile
+        >>> t = Telemetry()
+        >>> t.record_evaluation("acme", "m", {"window": "1d", "windows": [{"rows": 7}]})
+        >>> path = Path(tempfile.mkdtemp()) / "gauges.json"
+        >>> t.save_gauges(path)
+        >>> restored = Telemetry()
+        >>> restored.load_gauges(path)
+        1
+        >>> restored.gauges == t.gauges
+        True
+        """
+        with self._lock:
+            data = {"version": _GAUGES_VERSION, "gauges": {
+                tenant: [[name, list(labels), value] for (name, labels), value in series.items()]
+                for tenant, series in self.gauges.items()}}  # fmt: skip
+        text = json.dumps(data, sort_keys=True)
+        if text == self._saved:
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        self._saved = text
+
+    def load_gauges(self, path: str | Path) -> int:
+        """Add the gauges saved in ``path`` (if it exists) not recorded since; how many.
+
+        Series of unknown families or with the wrong number of labels are skipped, and the
+        per-tenant cap applies.
+        """
+        path = Path(path)
+        if not path.exists():
+            return 0
+        data = json.loads(path.read_text())
+        if data.get("version") != _GAUGES_VERSION:
+            return 0
+        loaded = 0
+        with self._lock:
+            for tenant, rows in (data.get("gauges") or {}).items():
+                mine = self.gauges.setdefault(str(tenant), {})
+                for name, labels, value in rows:
+                    family = GAUGES.get(name)
+                    key = (name, tuple(str(v) for v in labels))
+                    if family is None or len(labels) != len(family[1]) or key in mine:
+                        continue
+                    if len(mine) < self.max_series_per_tenant:
+                        mine[key] = float(value)
+                        loaded += 1
+        return loaded
 
     def render(self, tenant: str | None) -> bytes:
         """Exposition text of ``tenant``'s series (all tenants when ``None``)."""
