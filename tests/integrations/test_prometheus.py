@@ -18,11 +18,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from assay.integrations.grafana import grafana_dashboard
 from assay.integrations.prometheus_rules import prometheus_rules
 from assay.monitors.config import MonitoringConfig
 from assay.server.telemetry import Telemetry
 
 from .conftest import HOST, assay_command, free_port, require_binary, stop
+from .test_rules_and_dashboard import dashboard_queries
 
 DEADLINE = 25.0
 
@@ -291,6 +293,13 @@ def test_prometheus_scrapes_assay_and_a_generated_rule_fires(
     assert alerts[0]["labels"]["severity"] == "critical"
     assert alerts[0]["labels"]["monitor"] == "auc-is-a-number"
     assert alerts[0]["annotations"]["runbook_url"] == "https://runbooks.example/auc"
+    # every query of the Grafana dashboard runs in Prometheus and finds its series
+    board = grafana_dashboard(MonitoringConfig.model_validate(BREACHED))
+    queries = dashboard_queries(board)
+    assert {title for title, _ in queries} == {p["title"] for p in board["panels"]
+                                              if p.get("targets")}  # fmt: skip
+    for title, expr in queries:
+        assert query(prometheus, expr), f"{title}: no series for {expr}"
 
 
 # -- gauges survive a restart of assay serve ---------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from assay.integrations.prometheus_rules import prometheus_rules, unsupported_mo
 from assay.monitors.config import MonitoringConfig, load_config
 from assay.server.telemetry import GAUGES
 
-from .conftest import EXAMPLE, SMALL_CONFIG
+from .conftest import EXAMPLE, SMALL_CONFIG, require_binary
 
 KNOWN_SERIES = {*GAUGES, "ALERTS"}
 METRIC_NAME = re.compile(r"\b(assay_[a-z_]+|ALERTS)\{")
@@ -66,9 +65,7 @@ def test_rules_yaml_passes_promtool(small_config: MonitoringConfig, tmp_path: Pa
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(prometheus_rules(small_config), sort_keys=False))
     assert yaml.safe_load(path.read_text()) == prometheus_rules(small_config)
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not on PATH (apt-get install -y prometheus)")
+    promtool = require_binary("promtool", "prometheus")
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
                           text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -146,13 +143,12 @@ def test_the_example_config_generates_valid_rules(tmp_path: Path) -> None:
     rules = prometheus_rules(config)
     assert len(rules["groups"]) == len(config.models)
     assert grafana_dashboard(config)["panels"]
-    promtool = shutil.which("promtool")
-    if promtool is not None:
-        path = tmp_path / "rules.yml"
-        path.write_text(yaml.safe_dump(rules, sort_keys=False))
-        done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                              text=True, timeout=60, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+    promtool = require_binary("promtool", "prometheus")
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_sliding_window_rules_name_the_sliding_series(tmp_path: Path) -> None:
@@ -173,10 +169,93 @@ def test_sliding_window_rules_name_the_sliding_series(tmp_path: Path) -> None:
     assert drop.endswith("offset 7d)") and drop.count('window="7d sliding"') == 2
     assert 'window="1d"' in alerts["auc_1d"]["expr"]
     assert "(window 7d sliding)" in alerts["auc_7d"]["annotations"]["summary"]
-    promtool = shutil.which("promtool")
-    if promtool is not None:
-        path = tmp_path / "rules.yml"
-        path.write_text(yaml.safe_dump(prometheus_rules(config), sort_keys=False))
-        done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                              text=True, timeout=60, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+    promtool = require_binary("promtool", "prometheus")
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(prometheus_rules(config), sort_keys=False))
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- the dashboard against Grafana's JSON model and a real PromQL parser ------------------
+
+CORE_PANELS = {"row", "timeseries", "heatmap", "alertlist", "table", "stat", "gauge", "text"}
+VARIABLE_TYPES = {"query", "datasource", "custom", "constant", "interval", "textbox", "adhoc"}
+MATCHERS = {"byName", "byRegexp", "byFrameRefID", "byType", "byValue"}
+VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+def dashboard_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target, with the variables set to "All".
+
+    Grafana replaces a multi-value variable set to All by its ``allValue`` (``.*``) inside
+    the ``=~`` matchers these queries use; a query naming an unknown variable fails here.
+    """
+    values = {v["name"]: v.get("allValue", ".*") for v in board["templating"]["list"]}
+
+    def substitute(expr: str) -> str:
+        unknown = [name for name in VARIABLE.findall(expr) if name not in values]
+        assert not unknown, f"unknown dashboard variables {unknown} in {expr}"
+        return VARIABLE.sub(lambda m: values[m.group(1)], expr)
+
+    return [(p["title"], substitute(t["expr"])) for p in board["panels"]
+            for t in p.get("targets", [])]  # fmt: skip
+
+
+def test_dashboard_follows_grafanas_json_model(small_config: MonitoringConfig) -> None:
+    board = grafana_dashboard(small_config)
+    assert isinstance(board["schemaVersion"], int) and board["schemaVersion"] >= 36
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", board["uid"]) and board["title"]
+    assert board["time"] == {"from": "now-7d", "to": "now"}
+    inputs = {i["name"]: i for i in board["__inputs"]}
+    assert inputs["DS_PROMETHEUS"]["type"] == "datasource"
+    assert inputs["DS_PROMETHEUS"]["pluginId"] == "prometheus"
+    assert {"type": "datasource", "id": "prometheus"}.items() <= board["__requires"][0].items()
+    variables = board["templating"]["list"]
+    assert len({v["name"] for v in variables}) == len(variables)
+    for variable in variables:
+        assert variable["type"] in VARIABLE_TYPES
+        if variable["type"] == "query":
+            assert variable["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+            assert re.fullmatch(r"label_values\((.+, )?\w+\)", variable["query"]["query"])
+    boxes = []
+    for panel in board["panels"]:
+        assert panel["type"] in CORE_PANELS, panel["type"]
+        pos = panel["gridPos"]
+        assert all(isinstance(pos[k], int) for k in ("x", "y", "w", "h"))
+        assert pos["x"] >= 0 and pos["w"] >= 1 and pos["h"] >= 1 and pos["x"] + pos["w"] <= 24
+        boxes.append((pos["x"], pos["y"], pos["x"] + pos["w"], pos["y"] + pos["h"]))
+        if panel["type"] == "row":
+            assert pos["h"] == 1 and pos["w"] == 24 and panel["panels"] == []
+            continue
+        refs = [t["refId"] for t in panel.get("targets", [])]
+        assert len(set(refs)) == len(refs) and all(re.fullmatch(r"[A-Z]", r) for r in refs)
+        if refs:
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+            assert all(t["datasource"] == panel["datasource"] for t in panel["targets"])
+        legends = {t.get("legendFormat") for t in panel.get("targets", [])}
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            assert override["matcher"]["id"] in MATCHERS
+            if override["matcher"]["id"] == "byFrameRefID":
+                assert override["matcher"]["options"] in refs
+            for prop in override["properties"]:
+                if prop["id"] == "custom.fillBelowTo":  # names another series of the panel
+                    assert prop["value"] in legends
+    for i, a in enumerate(boxes):  # no two panels overlap on the grid
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+def test_dashboard_queries_pass_promtool(small_config: MonitoringConfig, tmp_path: Path) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    queries = dashboard_queries(grafana_dashboard(small_config))
+    assert len(queries) >= 8
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"assay:dashboard_query_{i}", "expr": expr}
+        for i, (_, expr) in enumerate(queries)]}]}  # fmt: skip
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in done.stdout

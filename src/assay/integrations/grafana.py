@@ -59,7 +59,7 @@ def _monitored_metrics(model: ModelMonitoring) -> list[str]:
 
 def _metric_panel(model: ModelMonitoring, metric: str, pos: dict[str, int]) -> dict[str, Any]:
     where = f"{_filters(model)}, metric={quote(metric)}"
-    legend = "{{version}} {{segment}}"
+    legend = "{{window}} {{version}} {{segment}}"  # 1d and "7d sliding" series apart
     return {
         "type": "timeseries", "title": f"{model.name}: {metric} (95% interval band)",
         "datasource": DATASOURCE, "gridPos": pos,
@@ -113,7 +113,7 @@ def _completeness_panel(model: ModelMonitoring, pos: dict[str, int]) -> dict[str
         "datasource": DATASOURCE, "gridPos": pos,
         "targets": [
             _target(f"assay_label_completeness{{{_filters(model)}}}",
-                    "completeness {{version}} {{segment}}", "A"),
+                    "completeness {{window}} {{version}} {{segment}}", "A"),
             _target(f"assay_window_rows{{{_filters(model)}}}", "rows {{version}} {{segment}}",
                     "B"),
         ],
