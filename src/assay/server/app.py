@@ -34,8 +34,9 @@ from assay.server.rollouts import add_rollout_routes
 from assay.server.telemetry import Telemetry
 from assay.server.writer import WriteQueue
 from assay.service import evaluations, ingest
+from assay.service.commit import IngestJob, Outcome, commit_jobs
 from assay.service.ingest import IngestLimits, PreparedBatch
-from assay.store.base import Idempotency, Store
+from assay.store.base import EventKind, Store
 from assay.store.model import ModelSpec
 
 ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file",
@@ -123,7 +124,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         ]}  # fmt: skip
 
     # -- events ---------------------------------------------------------------------------
-    async def receive(request: Request, who: Caller, model: str, kind: str) -> JSONResponse:
+    async def receive(request: Request, who: Caller, model: str, kind: EventKind) -> JSONResponse:
         started = time.perf_counter()
         # a missing (or another tenant's) model answers 404 before anything is counted, so
         # the series' labels are only ever this tenant's registered models
@@ -131,34 +132,19 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         status = 500
         try:
             body = await _read_body(request, options.limits)
-            batch = _prepare(spec, kind, body, request.headers.get("content-type", ""),
-                             options.limits)  # fmt: skip
+            content_type = request.headers.get("content-type", "")
+            batch = _prepare(spec, kind, body, content_type, options.limits)
             idem_key = request.headers.get("idempotency-key")
             longest = options.limits.max_string_length
             if idem_key is not None and not 0 < len(idem_key) <= longest:
                 raise InputError(f"an Idempotency-Key has 1 to {longest} characters",
                                  field="Idempotency-Key")  # fmt: skip
-            digest = ingest.body_hash(f"{kind}|{model}|".encode() + body)
-
-            def write() -> tuple[dict[str, Any], bool]:
-                extra = {"duplicates_in_batch": batch.repeated_in_batch}
-                if kind == "predictions":
-                    extra["coerced_to_null"] = batch.coerced_to_null
-                if idem_key:
-                    seen = store.idempotent_answer(who.tenant, idem_key)
-                    if seen is not None:
-                        if seen[0] != digest:
-                            raise InputError(
-                                "this Idempotency-Key was used with a different body",
-                                field="Idempotency-Key",
-                            )
-                        return _answer(seen[1]), True
-                idem = Idempotency(idem_key, digest, extra) if idem_key else None
-                append = store.append_predictions if kind == "predictions" else store.append_labels
-                result = append(who.tenant, model, batch.table, idem)
-                return _answer({**result.to_dict(), **extra}), False
-
-            answer, replayed = await writer.submit(write)
+            digest = ingest.body_hash(f"{kind}|{model}|".encode() + body) if idem_key else ""
+            job = IngestJob(who.tenant, model, kind, batch, idem_key, digest)
+            # requests queued back to back for this model and kind share one transaction
+            answer, replayed = await writer.submit_grouped(
+                (who.tenant, model, kind), job, commit_group, weight=batch.table.num_rows
+            )
             status = 200
             if not replayed:  # a replay stores nothing: its events were counted the first time
                 telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
@@ -170,6 +156,9 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         finally:
             telemetry.count_batch(who.tenant, model, kind, status)
             telemetry.observe_latency(who.tenant, kind, time.perf_counter() - started)
+
+    def commit_group(jobs: list[IngestJob]) -> list[Outcome]:
+        return commit_jobs(store, jobs)
 
     @app.post("/v1/models/{model}/predictions", tags=["events"])
     async def post_predictions(model: str, request: Request, who: Ingester) -> JSONResponse:
@@ -261,13 +250,6 @@ def _prepare(spec: ModelSpec, kind: str, body: bytes, content_type: str,
     if kind == "predictions":
         return ingest.predictions_from_json(spec, body, limits)
     return ingest.labels_from_json(spec, body, limits)
-
-
-def _answer(stored: dict[str, Any]) -> dict[str, Any]:
-    """The HTTP answer: repeats inside the batch count as duplicates too."""
-    answer = dict(stored)
-    answer["duplicates"] += answer.pop("duplicates_in_batch", 0)
-    return answer
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

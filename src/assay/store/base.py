@@ -14,9 +14,10 @@ string), ``timestamp``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
@@ -49,6 +50,18 @@ class Idempotency:
     key: str
     body_hash: str
     extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The answer recorded earlier under a batch's ``Idempotency-Key``: the batch is not
+    applied again (the caller compares ``body_hash`` with its own body's)."""
+
+    body_hash: str
+    answer: dict[str, Any]
+
+
+EventKind = Literal["predictions", "labels"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,22 @@ class Store(Protocol):
         self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
         """Store new labels atomically; marks the matched predictions' buckets dirty."""
+
+    def append_many(
+        self,
+        tenant: str,
+        model: str,
+        kind: EventKind,
+        batches: Sequence[tuple[pa.Table, Idempotency | None]],
+    ) -> list[AppendResult | Recorded]:
+        """Apply several batches of one kind in order, sharing one transaction and commit.
+
+        Each outcome is what :meth:`append_predictions` / :meth:`append_labels` would
+        answer had the batches been sent one after the other, except that a batch whose
+        ``Idempotency-Key`` is already recorded (before, or by an earlier batch of the
+        call) is not applied: its outcome is the :class:`Recorded` answer. If the call
+        raises, none of its batches is stored.
+        """
 
     def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
         """(body hash, answer) recorded for an ``Idempotency-Key``, if any."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +31,17 @@ from assay.errors import (
     SchemaVersionError,
     StoreUnavailableError,
 )
-from assay.store import sql
-from assay.store.base import AppendResult, DirtyBucket, Idempotency, Rollup, VersionInfo
+from assay.store import duckdb_append, sql
+from assay.store.base import (
+    AppendResult,
+    DirtyBucket,
+    EventKind,
+    Idempotency,
+    Recorded,
+    Rollup,
+    VersionInfo,
+)
+from assay.store.keyed import only
 from assay.store.model import ModelSpec
 
 DB_FILE = "assay.duckdb"
@@ -213,75 +222,45 @@ class DuckDBStore:
     def append_predictions(
         self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
-        """Insert the batch's new ids in one transaction; mark their buckets dirty.
+        """Insert the batch's new events in one transaction; mark their buckets dirty.
 
-        Ids must be unique within ``events`` (the service removes repeats first).
+        Events must be unique by (id, version) within ``events`` (the service removes
+        repeats first). A key already recorded with ``idempotency`` raises.
         """
-        model_id, spec = self._model(tenant, model)
-        pairs = sql.physical_columns(spec)
-        batch = events.select([n for _, n in pairs]).rename_columns([p for p, _ in pairs])
-        batch = batch.append_column("received_at", _now_column(batch.num_rows))
-        with self._transaction() as cur:
-            cur.register("incoming", batch)
-            try:
-                row = cur.execute(
-                    f"INSERT INTO {sql.prediction_table(model_id)} SELECT * FROM incoming "
-                    "ON CONFLICT DO NOTHING"
-                ).fetchone()
-                accepted = int(row[0]) if row else 0
-                if accepted:  # the batch's hours (a re-sent event's hour costs one refresh)
-                    cur.execute(
-                        "INSERT INTO dirty_buckets "
-                        "SELECT ?, version, bucket, nextval('dirty_marks') FROM ("
-                        f"SELECT DISTINCT version, date_trunc('{sql.BUCKET}', ts) AS bucket "
-                        "FROM incoming) ON CONFLICT DO UPDATE SET mark = excluded.mark",
-                        [model_id],
-                    )
-            finally:
-                cur.unregister("incoming")
-            result = AppendResult(accepted=accepted, duplicates=events.num_rows - accepted)
-            _record_idempotency(cur, tenant, idempotency, result)
-        return result
+        return only(self.append_many(tenant, model, "predictions", [(events, idempotency)]))
 
     def append_labels(
         self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
         """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
-        model_id, _ = self._model(tenant, model)
-        batch = labels.select(["id", "label", "timestamp"]).rename_columns(["id", "label", "ts"])
-        batch = batch.append_column("received_at", _now_column(batch.num_rows))
-        with self._transaction() as cur:
-            cur.register("incoming", batch)
+        return only(self.append_many(tenant, model, "labels", [(labels, idempotency)]))
+
+    def append_many(
+        self,
+        tenant: str,
+        model: str,
+        kind: EventKind,
+        batches: Sequence[tuple[pa.Table, Idempotency | None]],
+    ) -> list[AppendResult | Recorded]:
+        """Apply batches of one kind in order in one transaction (one durable commit).
+
+        See :mod:`assay.store.duckdb_append`: one plain insert of every batch, or, when an
+        event is stored already, the batches again one by one with duplicates counted.
+        """
+        model_id, spec = self._model(tenant, model)
+        staged = [duckdb_append.stage(spec, kind, table) for table, _ in batches]
+        idems = [idem for _, idem in batches]
+        with self._write:
             try:
-                fresh = cur.execute(
-                    f"INSERT INTO {sql.label_table(model_id)} SELECT * FROM incoming "
-                    "ON CONFLICT DO NOTHING RETURNING id"
-                ).fetchall()
-            finally:
-                cur.unregister("incoming")
-            cur.register("fresh", pa.table({"id": pa.array([r[0] for r in fresh], pa.string())}))
-            try:
-                buckets = cur.execute(
-                    f"SELECT p.version, date_trunc('{sql.BUCKET}', p.ts), count(*) "
-                    f"FROM fresh f JOIN {sql.prediction_table(model_id)} p ON p.id = f.id "
-                    "GROUP BY ALL"
-                ).fetchall()
-                # a label matches one prediction per version that scored the event
-                matched_rows = cur.execute(
-                    f"SELECT count(DISTINCT p.id) FROM fresh f "
-                    f"JOIN {sql.prediction_table(model_id)} p ON p.id = f.id"
-                ).fetchall()
-            finally:
-                cur.unregister("fresh")
-            _mark_dirty(cur, model_id, {(v, b) for v, b, _ in buckets})
-            matched = int(matched_rows[0][0])
-            result = AppendResult(
-                accepted=len(fresh),
-                duplicates=labels.num_rows - len(fresh),
-                unmatched=len(fresh) - matched,
-            )
-            _record_idempotency(cur, tenant, idempotency, result)
-        return result
+                with self._transaction() as cur:
+                    return duckdb_append.apply_batches(
+                        cur, tenant, model_id, kind, staged, idems, optimistic=True
+                    )
+            except duckdb_append.RepeatedKey:
+                with self._transaction() as cur:
+                    return duckdb_append.apply_batches(
+                        cur, tenant, model_id, kind, staged, idems, optimistic=False
+                    )
 
     def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
         """(body hash, answer) stored for ``key``, if any."""
@@ -437,13 +416,6 @@ class DuckDBStore:
         return bool(gone)
 
 
-def _now_column(rows: int) -> pa.Array:
-    now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-    return (
-        pa.repeat(now, rows) if hasattr(pa, "repeat") else pa.array([now.as_py()] * rows, now.type)
-    )
-
-
 def _rollup_table(model_id: int, rollups: list[Rollup]) -> pa.Table:
     return pa.table(
         {
@@ -457,39 +429,3 @@ def _rollup_table(model_id: int, rollups: list[Rollup]) -> pa.Table:
             "states": pa.array([r.states for r in rollups], pa.binary()),
         }
     )
-
-
-def _mark_dirty(
-    cur: duckdb.DuckDBPyConnection, model_id: int, buckets: set[tuple[str, datetime]]
-) -> None:
-    """Mark (version, bucket) pairs dirty with a fresh mark (a later mark wins)."""
-    if not buckets:
-        return
-    pairs = sorted(buckets)
-    marked = pa.table(
-        {
-            "version": pa.array([v for v, _ in pairs], pa.string()),
-            "bucket": pa.array([b for _, b in pairs], pa.timestamp("us", tz="UTC")),
-        }
-    )
-    cur.register("marked", marked)
-    try:
-        cur.execute(
-            "INSERT INTO dirty_buckets SELECT ?, version, bucket, nextval('dirty_marks') "
-            "FROM marked ON CONFLICT DO UPDATE SET mark = excluded.mark",
-            [model_id],
-        )
-    finally:
-        cur.unregister("marked")
-
-
-def _record_idempotency(
-    cur: duckdb.DuckDBPyConnection, tenant: str, idem: Idempotency | None, result: AppendResult
-) -> None:
-    if idem is None:
-        return
-    cur.execute(
-        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
-        [tenant, idem.key, idem.body_hash, json.dumps({**result.to_dict(), **idem.extra}),
-         datetime.now(UTC)],
-    )  # fmt: skip

@@ -24,7 +24,7 @@ import json
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,13 +42,20 @@ from assay.store import sql
 from assay.store.base import (
     AppendResult,
     DirtyBucket,
+    EventKind,
     Idempotency,
+    Recorded,
     Rollup,
     VersionInfo,
     empty_prediction_table,
     label_schema,
 )
+from assay.store.keyed import KeyedPlan, only
 from assay.store.model import ModelSpec
+from assay.store.pg_append import append_labels as _append_labels
+from assay.store.pg_append import append_predictions as _append_predictions
+from assay.store.pg_append import record_idempotency as _record_idempotency
+from assay.store.pg_append import recorded as _recorded
 from assay.store.pg_csv import from_csv, to_csv
 
 if TYPE_CHECKING:
@@ -60,10 +67,9 @@ TEXT = 'TEXT COLLATE "C"'  # per-model text columns: byte order, as DuckDB sorts
 _LOCKS = 0x41535300  # advisory-lock class ids: 'ASS\0' + purpose
 _LOCK_SCHEMA = _LOCKS | 1  # key 0: migrations
 _LOCK_REGISTRY = _LOCKS | 2  # key 0: model-id allocation
-_LOCK_APPEND = _LOCKS | 3  # key model_id: shared for predictions, exclusive for labels
+# _LOCKS | 3, key model_id: event appends (pg_append.LOCK_APPEND)
 _LOCK_ROLLUP = _LOCKS | 4  # key crc32(model_id, version, bucket): one bucket's swap
 _RETRIES = 5
-_BUCKET = "date_trunc('{unit}', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 
 
 def _import_psycopg() -> Any:
@@ -276,64 +282,40 @@ class PostgresStore:
         self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
         """Insert the batch's new ids in one transaction; mark their buckets dirty."""
-        model_id, spec = self._model(tenant, model)
-        table = sql.prediction_table(model_id)
-        columns = ", ".join(p for p, _ in sql.physical_columns(spec))
-        data = to_csv(events, empty_prediction_table(spec))
-        bucket = _BUCKET.format(unit=sql.BUCKET, column="ts")
-
-        def work(cur: psycopg.Cursor) -> AppendResult:
-            _load_incoming(cur, table, columns, data)
-            cur.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [_LOCK_APPEND, model_id])
-            row = cur.execute(
-                f"WITH ins AS (INSERT INTO {table} ({columns}, received_at) "
-                f"SELECT {_utc_wall_clock(columns)}, now() FROM incoming ORDER BY id "
-                "ON CONFLICT (id, version) DO NOTHING RETURNING version, ts), "
-                f"marked AS ({_mark_dirty_sql(f'SELECT DISTINCT version, {bucket} FROM ins')}) "
-                "SELECT count(*) FROM ins",
-                [model_id],
-            ).fetchone()
-            fresh = int(row[0])
-            result = AppendResult(accepted=fresh, duplicates=events.num_rows - fresh)
-            _record_idempotency(cur, tenant, idempotency, result)
-            return result
-
-        return self._append(work)
+        return only(self.append_many(tenant, model, "predictions", [(events, idempotency)]))
 
     def append_labels(
         self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
     ) -> AppendResult:
         """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
-        model_id, spec = self._model(tenant, model)
-        ptable, ltable = sql.prediction_table(model_id), sql.label_table(model_id)
-        data = to_csv(labels, label_schema(spec))
-        bucket = _BUCKET.format(unit=sql.BUCKET, column="p.ts")
+        return only(self.append_many(tenant, model, "labels", [(labels, idempotency)]))
 
-        def work(cur: psycopg.Cursor) -> AppendResult:
-            _load_incoming(cur, ltable, "id, label, ts", data)
-            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_APPEND, model_id])
-            matched_buckets = (
-                f"SELECT DISTINCT p.version, {bucket} FROM ins JOIN {ptable} p ON p.id = ins.id"
-            )
-            row = cur.execute(
-                f"WITH ins AS (INSERT INTO {ltable} (id, label, ts, received_at) "
-                f"SELECT {_utc_wall_clock('id, label, ts')}, now() FROM incoming ORDER BY id "
-                "ON CONFLICT (id) DO NOTHING RETURNING id), "
-                f"marked AS ({_mark_dirty_sql(matched_buckets)}) "
-                f"SELECT count(DISTINCT ins.id), count(DISTINCT p.id) "
-                f"FROM ins LEFT JOIN {ptable} p ON p.id = ins.id",
-                [model_id],
-            ).fetchone()
-            fresh, matched = int(row[0]), int(row[1])
-            result = AppendResult(
-                accepted=fresh, duplicates=labels.num_rows - fresh, unmatched=fresh - matched
-            )
-            _record_idempotency(cur, tenant, idempotency, result)
-            return result
+    def append_many(
+        self,
+        tenant: str,
+        model: str,
+        kind: EventKind,
+        batches: Sequence[tuple[pa.Table, Idempotency | None]],
+    ) -> list[AppendResult | Recorded]:
+        """Apply batches of one kind in order in one transaction (one durable commit)."""
+        model_id, spec = self._model(tenant, model)
+        schema = empty_prediction_table(spec) if kind == "predictions" else label_schema(spec)
+        step = _append_predictions if kind == "predictions" else _append_labels
+        data = [to_csv(table, schema) for table, _ in batches]
+        idems = [idem for _, idem in batches]
+
+        def work(cur: psycopg.Cursor) -> list[AppendResult | Recorded]:
+            plan = KeyedPlan(idems, _recorded(cur, tenant, [i.key for i in idems if i]))
+            results = []
+            for n, j in enumerate(plan.applied):
+                result = step(cur, spec, model_id, data[j], batches[j][0].num_rows, n == 0)
+                _record_idempotency(cur, tenant, idems[j], result)
+                results.append(result)
+            return plan.finish(results)
 
         return self._append(work)
 
-    def _append(self, work: Callable[[psycopg.Cursor], AppendResult]) -> AppendResult:
+    def _append(self, work: Callable[[psycopg.Cursor], T]) -> T:
         try:
             return self._write(work)
         except self._pg.errors.UniqueViolation as err:  # only the idempotency row can clash
@@ -525,51 +507,6 @@ class PostgresStore:
 def _utc(value: datetime) -> datetime:
     """An aware datetime in UTC (naive ones are taken as UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc_wall_clock(columns: str) -> str:
-    """``columns`` with ``ts`` as UTC wall-clock time (or, from wall-clock, back to zoned)."""
-    return ", ".join(
-        f"{c} AT TIME ZONE 'UTC' AS {c}" if c == "ts" else c for c in columns.split(", ")
-    )
-
-
-def _load_incoming(cur: psycopg.Cursor, table: str, columns: str, data: bytes) -> None:
-    """COPY ``data`` into a transaction-local table ``incoming`` shaped like ``table``.
-
-    Its ``ts`` holds UTC wall-clock times, as :func:`~assay.store.pg_csv.to_csv` writes.
-    """
-    cur.execute(
-        f"CREATE TEMP TABLE incoming ON COMMIT DROP AS "
-        f"SELECT {_utc_wall_clock(columns)} FROM {table} WITH NO DATA"
-    )
-    if data:
-        with cur.copy(f"COPY incoming ({columns}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(data)
-
-
-def _mark_dirty_sql(buckets_sql: str) -> str:
-    """Upsert the (version, bucket) rows of ``buckets_sql`` with fresh marks (param: model_id).
-
-    Rows are upserted in key order, so concurrent batches lock bucket rows in one order.
-    """
-    return (
-        "INSERT INTO dirty_buckets (model_id, version, bucket, mark) "
-        f"SELECT %s, b.version, b.bucket, nextval('dirty_marks') FROM ({buckets_sql}) "
-        "AS b (version, bucket) ORDER BY b.version, b.bucket "
-        "ON CONFLICT (model_id, version, bucket) DO UPDATE SET mark = excluded.mark"
-    )
-
-
-def _record_idempotency(
-    cur: psycopg.Cursor, tenant: str, idem: Idempotency | None, result: AppendResult
-) -> None:
-    if idem is None:
-        return
-    cur.execute(
-        "INSERT INTO idempotency VALUES (%s, %s, %s, %s, now())",
-        [tenant, idem.key, idem.body_hash, json.dumps({**result.to_dict(), **idem.extra})],
-    )
 
 
 def _scan_schema(spec: ModelSpec) -> pa.Schema:
