@@ -72,6 +72,20 @@ def model_signals(
     ``active``: the alert book's pending and firing alerts. ``on_evaluation(tenant, model,
     result)`` receives each group's evaluation, whose last window is the one judged (for
     the gauges of ``/metrics``). Rollups are read as they are (see :func:`restated_hours`).
+
+    >>> import tempfile
+    >>> from datetime import UTC
+    >>> from assay.store.duckdb_store import DuckDBStore
+    >>> from assay.store.model import ModelSpec
+    >>> store = DuckDBStore(tempfile.mkdtemp())
+    >>> _ = store.register_model("acme", ModelSpec(name="m", task="binary", features={}))
+    >>> model = ModelMonitoring.model_validate({"name": "m", "tenant": "acme",
+    ...     "expected_rows_per_window": 100, "monitors": [{"name": "volume",
+    ...     "kind": "data_quality", "metric": "volume", "condition": {"value": 0.5}}]})
+    >>> now = datetime(2026, 11, 21, 9, tzinfo=UTC)
+    >>> [s.summary for s in model_signals(store, model, now, lambda *a: None)]
+    ['volume 0 < 0.5 on m, window 2026-11-20..2026-11-21']
+    >>> store.close()
     """
     restated, active = set(restated), list(active)
     signals: list[Signal] = []

@@ -122,6 +122,18 @@ def evaluate_spans(
     it judges, and an empty window is a volume of zero, not a missing answer. ``window``
     names the spans' kind in the answer (``"1d"``, ``"7d sliding"``). Rollups are read
     once per span; ``refresh_first=False`` skips rebuilding the dirty buckets first.
+
+    >>> import tempfile
+    >>> from assay.store.duckdb_store import DuckDBStore
+    >>> from assay.store.model import ModelSpec
+    >>> store = DuckDBStore(tempfile.mkdtemp())
+    >>> _ = store.register_model("acme", ModelSpec(name="m", task="binary", features={}))
+    >>> day = datetime(2026, 11, 20, tzinfo=UTC)
+    >>> answer = evaluate_spans(store, "acme", "m", [(day, day + timedelta(days=1))],
+    ...                         window="1d")
+    >>> [(w["start"], w["rows"]) for w in answer["windows"]]
+    [('2026-11-20T00:00:00Z', 0)]
+    >>> store.close()
     """
     spec = store.get_model(tenant, model)
     _check_segment(spec, segment)
@@ -158,6 +170,15 @@ def refresh_rollups(
     With ``note`` the rebuilt hours are noted in :data:`~assay.monitors.restated.RESTATED`,
     so the monitor schedule judges the windows they restate again (late labels) even when
     an evaluation request rebuilt them first. Buckets dirtied meanwhile stay dirty.
+
+    >>> import tempfile
+    >>> from assay.store.duckdb_store import DuckDBStore
+    >>> from assay.store.model import ModelSpec
+    >>> store = DuckDBStore(tempfile.mkdtemp())
+    >>> _ = store.register_model("acme", ModelSpec(name="m", task="binary", features={}))
+    >>> refresh_rollups(store, "acme", "m")  # nothing stored, nothing dirty
+    []
+    >>> store.close()
     """
     dirty = store.dirty_buckets(tenant, model) if dirty is None else dirty
     if not dirty:
@@ -307,6 +328,12 @@ def data_quality(
     """Per numeric feature: ``{"out_of_range": [...]}``, one entry per quantile pair.
 
     Empty without a reference (the expected range is the reference's).
+
+    >>> spec = ModelSpec(name="m", task="binary", features={"x": "numeric"})
+    >>> ref = {"feature:x": NumericSampleState.from_batch(np.arange(10.0))}
+    >>> cur = {"feature:x": NumericSampleState.from_batch(np.array([-1.0, 4.0, 20.0, 5.0]))}
+    >>> [e["share"] for e in data_quality(spec, ref, cur)["x"]["out_of_range"]]
+    [0.5]
     """
     if reference is None:
         return {}
