@@ -286,3 +286,27 @@ def test_without_a_runtime_the_engine_starts_one_and_shuts_it_down(tmp_path: Pat
     expected = roc_auc_score(labeled.column("target"), labeled.column("score"))
     assert float(auc) == pytest.approx(expected, abs=1e-12)
     assert (engine, still_running) == ("ray", "False")
+
+
+def test_cli_approx_reports_sketches_and_bounds(
+    ray_runtime: Any, windows: dict, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from assay.cli.main import app
+
+    out = tmp_path / "approx.json"
+    done = CliRunner().invoke(app, ["evaluate", "--current", str(windows["current"]),
+                                    "--reference", str(windows["reference"]), "--task",
+                                    "binary", "--target", "target", "--score", "score",
+                                    "--engine", "ray", "--approx", "--json", str(out),
+                                    "--quiet"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    result = json.loads(out.read_text())
+    assert result["run"]["ray"]["approximate"] is True
+    overall = result["metrics"]["overall"]
+    cur = windows["current_table"].to_pandas()
+    labeled = cur[cur["target"].notna()]
+    exact = roc_auc_score(labeled["target"], labeled["score"])
+    assert abs(overall["roc_auc"] - exact) <= overall["error_bounds"]["roc_auc"]
+    assert set(result["drift"]["age"]["error_bounds"]) >= {"ks", "wasserstein", "psi"}

@@ -174,12 +174,13 @@ def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any, Any]
     In-memory rows go to the object store as top-level task arguments, which Ray
     resolves (zero-copy for Arrow) before the task runs.
     """
-    for part in data.partitions:
+    if data.table is not None and not data.shipped:  # put once, for the survey and the fold
+        data.shipped = [ray.put(data.table.slice(p.offset, p.rows)) for p in data.partitions]
+    for i, part in enumerate(data.partitions):
         if data.table is None:
             yield part, data.filesystem, None
         else:
-            rows = data.table.slice(part.offset, part.rows)
-            yield replace(part, offset=0), None, ray.put(rows)
+            yield replace(part, offset=0), None, data.shipped[i]
 
 
 # -- the tasks (run in Ray workers) --------------------------------------------------
@@ -337,6 +338,8 @@ def evaluate_on_ray(
             for (data, plan), found in zip(windows, classes, strict=True)
         ]
         folds = [fold_window(ray, data, plan, options) for data, plan in windows]
+        for data, _ in windows:
+            data.shipped = []  # the object refs must not outlive the runtime
     cur_fold, ref_fold = folds[0], (folds[1] if len(folds) > 1 else None)
     for fold, plan in zip(folds, (p for _, p in windows), strict=True):
         _check_rows(fold, plan)

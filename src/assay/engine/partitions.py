@@ -18,7 +18,7 @@ import fnmatch
 import hashlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class Partitioned:
     partitions: list[Partition]
     filesystem: pafs.FileSystem | None  # None: the data is the in-memory ``table``
     table: pa.Table | None = None
+    shipped: list[Any] = field(default_factory=list)  # the table's slices, once shipped
 
 
 def open_partitioned(data: Any, *, role: str, partitions: int = 1) -> Partitioned:
