@@ -263,20 +263,6 @@ def test_cli_bad_input_in_a_real_process(case: str, tmp_path: Path, build_bad_in
     assert_no_json(out)
 
 
-def test_cli_ray_engine_without_ray_gives_an_install_hint(binary_data: Any, tmp_path: Path):
-    if importlib.util.find_spec("ray") is not None:  # pragma: no cover
-        pytest.skip("ray is installed")
-    out = tmp_path / "out" / "result.json"
-    out.parent.mkdir()
-    proc = run_script(binary_args(binary_data.current_parquet, "--engine", "ray", "--json", out))
-    assert proc.returncode == 2, proc.stderr
-    line = assert_one_error_line(proc.stderr, "ray")
-    assert "pip install" in line
-    # the hint must name something that installs ray: the extra or the package itself
-    assert "assay[ray]" in line or "install ray" in line, line
-    assert_no_json(out)
-
-
 def test_cli_error_line_keeps_brackets_in_column_names(binary_data: Any, tmp_path: Path):
     """Column names are data, not terminal markup: ``amount[usd]`` is printed as is."""
     out = tmp_path / "out" / "result.json"
