@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assay.errors import BatchValidationError, InputError, PayloadTooLargeError
+from assay.service import ingest_json
 from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, empty_prediction_table, label_schema
 from assay.store.model import ModelSpec
 
@@ -111,6 +112,9 @@ def predictions_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) ->
     """Parse and validate ``{"events": [...]}``."""
     events = _load_json(body, "events", limits)
     problems = _Problems(len(events))
+    columns = ingest_json.prediction_columns(spec, events, body)  # a clean batch, fast
+    if columns is not None:
+        return _finish_predictions(spec, columns, len(events), limits, problems)
     known_features, known_segments = set(spec.features), set(spec.segments)
     features: list[dict[str, Any]] = []
     segments: list[dict[str, Any]] = []
@@ -152,6 +156,9 @@ def labels_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) -> Prep
     """Parse and validate ``{"labels": [...]}``."""
     events = _load_json(body, "labels", limits)
     problems = _Problems(len(events))
+    columns = ingest_json.label_columns(spec, events, body)  # a clean batch, fast
+    if columns is not None:
+        return _finish_labels(spec, columns, len(events), limits, problems)
     rows = []
     for i, event in enumerate(events):
         if not isinstance(event, dict):
@@ -358,7 +365,7 @@ def _as_array(values: Any, kind: pa.DataType, convert: Callable[[Any], Any], fie
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             values = values.to_pylist()
     # Arrow reads JSON true/false as 1/0: leave booleans to ``convert``, which rejects them
-    if not any(isinstance(v, bool) for v in values):
+    if bool not in set(map(type, values)):
         try:
             return pa.array(values, type=kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
