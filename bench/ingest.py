@@ -2,13 +2,14 @@
 
 Usage (from the repository root)::
 
-    python bench/ingest.py [--events 200000] [--batch-size 1000] [--store postgresql://...]
-                           [--record] [--profile]
+    python bench/ingest.py [--events 200000] [--batch-size 1000] [--concurrency 4]
+                           [--store postgresql://...] [--record] [--profile]
 
 The script starts ``assay serve`` on 127.0.0.1 (the embedded DuckDB store in a temporary
 data directory; with ``--store`` also on PostgreSQL, in a database it creates there and
 drops afterwards), registers a binary model with 20 features (16 numeric, 4 categorical)
-and a segment column, and measures with the client, one batch in flight at a time:
+and a segment column, and measures with the client, with one request in flight and with
+``--concurrency`` requests in flight (one client thread each):
 
 * predictions as JSON bodies and as Arrow IPC bodies (each into its own model): events/s
   over the whole run, and p50 / p99 latency of one batch request;
@@ -16,11 +17,13 @@ and a segment column, and measures with the client, one batch in flight at a tim
 * the time of the first ``GET /evaluations`` after the ingest: the rollups of every dirty
   bucket are rebuilt then, so this shows whether rollups keep up;
 
-and, for comparison in the same run, the storage floor: ``Store.append_predictions`` /
-``append_labels`` called in process with tables already validated, batch by batch. The
-table shows the HTTP + validation overhead (× floor) beside the targets (JSON ≥ 50,000
-events/s, Arrow ≥ 500,000 events/s, p99 ≤ 250 ms). ``--record`` appends it to
-``bench/RESULTS.md`` with the date and the machine (no host names, no paths).
+and, for comparison in the same run: the storage floor (``Store.append_predictions`` /
+``append_labels`` in process on tables already validated, batch by batch; with N in flight
+``Store.append_many`` of N batches, as the server's group commit does); a bare HTTP round
+trip (the same bodies POSTed to a no-op FastAPI route under uvicorn); and a bare durable
+one-row commit. The table shows the HTTP + validation overhead (× floor) beside the
+targets (JSON ≥ 50,000 events/s, Arrow ≥ 500,000 events/s, p99 ≤ 250 ms). ``--record``
+appends it to ``bench/RESULTS.md`` with the date and the machine (no host names, no paths).
 
 ``--profile`` serves in process instead (uvicorn in a thread) and prints cProfile's top
 functions of the event-loop thread (HTTP, parsing, validation) and of the writer thread
@@ -34,7 +37,6 @@ import contextlib
 import cProfile
 import io
 import os
-import platform
 import pstats
 import secrets
 import shutil
@@ -46,7 +48,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,24 @@ import numpy as np
 import pyarrow as pa
 
 import assay
+from ingest_report import (
+    TARGET_ARROW,
+    TARGET_JSON,
+    Measured,
+    best_runs,
+    load_average,
+    machine,
+    print_table,
+    record,
+    runs_text,
+    target_lines,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
 TENANT = "bench"
 NUMERIC = [f"num_{i:02d}" for i in range(16)]
 CATEGORIES = {"cat_03": 3, "cat_08": 8, "cat_20": 20, "cat_50": 50}
 SEGMENT_LEVELS = 5
 SPAN = timedelta(hours=48)  # event timestamps spread over the last 48 hours
-TARGET_JSON, TARGET_ARROW, TARGET_P99_MS = 50_000, 500_000, 250.0
 
 
 # --- data -----------------------------------------------------------------------------
@@ -140,27 +150,6 @@ def batches(table: pa.Table, size: int) -> list[pa.Table]:
 # --- measurements ---------------------------------------------------------------------
 
 
-@dataclass
-class Measured:
-    """One contender's run: events, wall seconds, per-batch latencies."""
-
-    name: str
-    store: str
-    body: str
-    events: int
-    seconds: float
-    latencies: list[float] = field(default_factory=list)
-    target: float | None = None  # events/s
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else float("nan")
-
-    def quantile_ms(self, q: float) -> float:
-        return float(np.quantile(self.latencies, q) * 1000) if self.latencies else float("nan")
-
-
 class TimedTransport(httpx.BaseTransport):
     """An httpx transport that records the latency of every event batch request."""
 
@@ -180,14 +169,72 @@ class TimedTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+def shards(data: Any, batch_size: int, count: int) -> list[Any]:
+    """``data`` (a table or a list of events) dealt out batch by batch to ``count`` senders.
+
+    >>> shards(list(range(7)), 2, 2)
+    [[0, 1, 4, 5], [2, 3, 6]]
+    """
+    if isinstance(data, pa.Table):
+        parts = batches(data, batch_size)
+        return [pa.concat_tables(parts[k::count]) for k in range(count) if parts[k::count]]
+    chunks = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
+    return [
+        [e for chunk in chunks[k::count] for e in chunk] for k in range(count) if chunks[k::count]
+    ]
+
+
+def send_concurrently(
+    url: str, key: str, model: str, kind: str, data: Any, body: str, batch_size: int, in_flight: int
+) -> tuple[Any, float, list[float]]:
+    """Send ``data`` with ``in_flight`` client threads; (summed answer, seconds, latencies)."""
+    parts = shards(data, batch_size, in_flight)
+    answers: list[Any] = [None] * len(parts)
+    errors: list[BaseException] = []
+    transports = [TimedTransport() for _ in parts]
+
+    def send(k: int) -> None:
+        try:
+            with assay.Client(
+                url,
+                key,
+                batch_size=batch_size,
+                format=body,  # type: ignore[arg-type]
+                transport=transports[k],
+                timeout=120,
+            ) as client:
+                log = client.log_predictions if kind == "predictions" else client.log_labels
+                answers[k] = log(model, parts[k])
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(len(parts))]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    total = answers[0]
+    for answer in answers[1:]:
+        for name in ("accepted", "duplicates", "unmatched", "events", "retries"):
+            if getattr(answer, name) is not None:
+                setattr(total, name, (getattr(total, name) or 0) + getattr(answer, name))
+    return total, seconds, [x for t in transports for x in t.latencies]
+
+
 def measure_floor(
     store_name: str,
     url: str | None,
     tables: list[pa.Table],
     labels: list[pa.Table],
     repeat: int,
+    levels: list[int],
 ) -> list[Measured]:
-    """``append_predictions`` / ``append_labels`` in process on validated tables."""
+    """``append_predictions`` / ``append_labels`` in process on validated tables; with N in
+    flight, ``append_many`` of N batches at a time (the server's group commit)."""
     from assay.service.ingest import IngestLimits, labels_from_arrow, predictions_from_arrow
     from assay.store.model import ModelSpec
 
@@ -197,14 +244,19 @@ def measure_floor(
     ready_labels = [labels_from_arrow(spec, t, limits).table for t in labels]
     results = []
     for run in range(repeat):
-        results += _floor_once(
-            store_name, url, spec.model_copy(update={"name": f"floor-{run}"}), ready, ready_labels
-        )
+        for group in levels:
+            named = spec.model_copy(update={"name": f"floor-{run}-{group}"})
+            results += _floor_once(store_name, url, named, ready, ready_labels, group)
     return results
 
 
 def _floor_once(
-    store_name: str, url: str | None, spec: Any, ready: list[pa.Table], ready_labels: list[pa.Table]
+    store_name: str,
+    url: str | None,
+    spec: Any,
+    ready: list[pa.Table],
+    ready_labels: list[pa.Table],
+    group: int,
 ) -> list[Measured]:
     from assay.store import open_store
 
@@ -213,21 +265,34 @@ def _floor_once(
         try:
             store.register_model(TENANT, spec)
             results = []
-            for name, append, items in (
-                ("store append: predictions", store.append_predictions, ready),
-                ("store append: labels", store.append_labels, ready_labels),
-            ):
+            for kind, items in (("predictions", ready), ("labels", ready_labels)):
                 latencies = []
                 started = time.perf_counter()
-                for table in items:
+                for i in range(0, len(items), group):
                     t0 = time.perf_counter()
-                    append(TENANT, spec.name, table)
-                    latencies.append(time.perf_counter() - t0)
+                    if group == 1:
+                        append = (
+                            store.append_predictions
+                            if kind == "predictions"
+                            else (store.append_labels)
+                        )
+                        append(TENANT, spec.name, items[i])
+                    else:
+                        chunk = [(table, None) for table in items[i : i + group]]
+                        store.append_many(TENANT, spec.name, kind, chunk)
+                    latencies += [time.perf_counter() - t0] * len(items[i : i + group])
                 seconds = time.perf_counter() - started
                 events = sum(t.num_rows for t in items)
                 results.append(
                     Measured(
-                        name, store_name, "(in process)", events, seconds, latencies, note="floor"
+                        f"store append: {kind}",
+                        store_name,
+                        "(in process)",
+                        events,
+                        seconds,
+                        latencies,
+                        role="floor",
+                        in_flight=group,
                     )
                 )
         finally:
@@ -244,29 +309,21 @@ def measure_http(
     labels: pa.Table,
     batch_size: int,
     run: int,
+    in_flight: int,
 ) -> list[Measured]:
     """JSON and Arrow predictions, Arrow labels, then the first evaluation (fresh models)."""
     results = []
-    labeled_model = f"bench-arrow-{run}"
+    labeled_model = f"bench-arrow-{run}-{in_flight}"
     runs: list[tuple[str, str, Any, float]] = [
-        (f"bench-json-{run}", "json", events, TARGET_JSON),
+        (f"bench-json-{run}-{in_flight}", "json", events, TARGET_JSON),
         (labeled_model, "arrow", predictions, TARGET_ARROW),
     ]
     for model, body, data, target in runs:
         with assay.Client(url, key) as admin:
             admin.register_model(model, "binary", features(), segments=["segment"])
-        transport = TimedTransport()
-        with assay.Client(
-            url,
-            key,
-            batch_size=batch_size,
-            format=body,  # type: ignore[arg-type]
-            transport=transport,
-            timeout=120,
-        ) as client:
-            started = time.perf_counter()
-            answer = client.log_predictions(model, data)
-            seconds = time.perf_counter() - started
+        answer, seconds, latencies = send_concurrently(
+            url, key, model, "predictions", data, body, batch_size, in_flight
+        )
         _check(answer.accepted == predictions.num_rows, f"{model}: accepted {answer.accepted}")
         results.append(
             Measured(
@@ -275,31 +332,31 @@ def measure_http(
                 body,
                 answer.events,
                 seconds,
-                transport.latencies,
+                latencies,
                 target,
                 note=_retries(answer.retries),
+                in_flight=in_flight,
             )
         )
-    transport = TimedTransport()
-    with assay.Client(url, key, batch_size=batch_size, transport=transport, timeout=120) as client:
-        started = time.perf_counter()
-        answer = client.log_labels(labeled_model, labels)
-        seconds = time.perf_counter() - started
-        _check(
-            answer.accepted == labels.num_rows and answer.unmatched == 0,
-            f"labels: {answer.to_dict()}",
+    answer, seconds, latencies = send_concurrently(
+        url, key, labeled_model, "labels", labels, "arrow", batch_size, in_flight
+    )
+    _check(
+        answer.accepted == labels.num_rows and answer.unmatched == 0, f"labels: {answer.to_dict()}"
+    )
+    results.append(
+        Measured(
+            "HTTP labels (arrow)",
+            store_name,
+            "arrow",
+            answer.events,
+            seconds,
+            latencies,
+            note=_retries(answer.retries),
+            in_flight=in_flight,
         )
-        results.append(
-            Measured(
-                "HTTP labels (arrow)",
-                store_name,
-                "arrow",
-                answer.events,
-                seconds,
-                transport.latencies,
-                note=_retries(answer.retries),
-            )
-        )
+    )
+    with assay.Client(url, key, timeout=120) as client:
         started = time.perf_counter()
         evaluation = client.evaluations(labeled_model, window="1d")
         first = time.perf_counter() - started
@@ -321,9 +378,146 @@ def measure_http(
             first,
             note=f"{first:.2f} s rollups rebuilt; next GET {again:.2f} s; "
             f"rows {rows:,}, labeled {labeled:,}",
+            role="eval",
+            in_flight=in_flight,
         )
     )
     return results
+
+
+def measure_bare_http(
+    predictions: pa.Table, events: list[dict[str, Any]], batch_size: int, levels: list[int]
+) -> list[Measured]:
+    """POST the same bodies to a no-op route (uvicorn + FastAPI, its own process)."""
+    import orjson
+
+    from assay import client_data
+
+    tables = batches(predictions, batch_size)
+    bodies = {
+        "arrow": [client_data.arrow_body(t) for t in tables],
+        "json": [
+            orjson.dumps({"events": events[i : i + batch_size]})
+            for i in range(0, len(events), batch_size)
+        ],
+    }
+    types = {"arrow": client_data.ARROW_STREAM, "json": "application/json"}
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    results = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process, None)
+        for body, payloads in bodies.items():
+            for in_flight in levels:
+                latencies: list[float] = []
+
+                def post(
+                    k: int,
+                    payloads: list[bytes] = payloads,
+                    body: str = body,
+                    in_flight: int = in_flight,
+                    latencies: list[float] = latencies,
+                ) -> None:
+                    with httpx.Client(base_url=url, timeout=60) as client:
+                        for payload in payloads[k::in_flight]:
+                            t0 = time.perf_counter()
+                            response = client.post(
+                                "/echo", content=payload, headers={"Content-Type": types[body]}
+                            )
+                            response.raise_for_status()
+                            latencies.append(time.perf_counter() - t0)
+
+                threads = [threading.Thread(target=post, args=(k,)) for k in range(in_flight)]
+                started = time.perf_counter()
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                seconds = time.perf_counter() - started
+                results.append(
+                    Measured(
+                        f"bare HTTP POST ({body}, no-op route)",
+                        "-",
+                        body,
+                        len(events),
+                        seconds,
+                        latencies,
+                        role="bare",
+                        note="HTTP floor",
+                        in_flight=in_flight,
+                    )
+                )
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    return results
+
+
+def echo_server(port: int) -> None:
+    """Serve ``POST /echo`` (read the body, answer its size) and ``GET /readyz``: a FastAPI
+    app with plain routes, so the least any Python server on uvicorn does per request."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    async def echo(request: Any) -> JSONResponse:
+        return JSONResponse({"bytes": len(await request.body())})
+
+    async def ready(request: Any) -> JSONResponse:
+        return JSONResponse({"status": "ready"})
+
+    app = FastAPI()
+    app.add_route("/echo", echo, methods=["POST"])
+    app.add_route("/readyz", ready, methods=["GET"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def measure_bare_commit(store_name: str, url: str | None, commits: int = 200) -> Measured:
+    """Durable commits of one row each: DuckDB on a file, or PostgreSQL over its socket."""
+    latencies = []
+    with tempfile.TemporaryDirectory(prefix="assay-bench-commit-") as tmp:
+        if url is None:
+            import duckdb
+
+            con = duckdb.connect(str(Path(tmp) / "commit.duckdb"))
+            execute = con.execute
+            close = con.close
+        else:
+            import psycopg
+
+            conn = psycopg.connect(url, autocommit=True)
+            execute = conn.execute  # type: ignore[assignment]
+            close = conn.close
+        try:
+            execute("CREATE TABLE bare_commit (x INTEGER)")
+            marker = "?" if url is None else "%s"
+            started = time.perf_counter()
+            for i in range(commits):
+                t0 = time.perf_counter()
+                execute("BEGIN")
+                execute(f"INSERT INTO bare_commit VALUES ({marker})", [i])
+                execute("COMMIT")
+                latencies.append(time.perf_counter() - t0)
+            seconds = time.perf_counter() - started
+            if url is not None:
+                execute("DROP TABLE bare_commit")
+        finally:
+            close()
+    return Measured(
+        "bare durable commit (1 row)",
+        store_name,
+        "-",
+        commits,
+        seconds,
+        latencies,
+        role="bare",
+        note="commits/s; the store's floor per transaction",
+    )
 
 
 def _retries(count: int) -> str:
@@ -438,7 +632,7 @@ class _ProfiledStore:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._store, name)
-        if name not in ("append_predictions", "append_labels", "idempotent_answer"):
+        if name not in ("append_predictions", "append_labels", "append_many", "idempotent_answer"):
             return attribute
 
         def profiled(*args: Any, **kwargs: Any) -> Any:
@@ -451,7 +645,7 @@ class _ProfiledStore:
         return profiled
 
 
-def profile(events: int, batch_size: int, seed: int, top: int) -> None:
+def profile(events: int, batch_size: int, seed: int, top: int, in_flight: int) -> None:
     """Serve in process (uvicorn in a thread) and print the server's top costs per body."""
     import uvicorn
 
@@ -485,23 +679,19 @@ def profile(events: int, batch_size: int, seed: int, top: int) -> None:
             thread.start()
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, None, None)
-            with assay.Client(
-                url,
-                key,
-                batch_size=batch_size,
-                format=body,  # type: ignore[arg-type]
-                timeout=120,
-            ) as client:
+            with assay.Client(url, key) as client:
                 client.register_model("bench", "binary", features(), segments=["segment"])
-                started = time.perf_counter()
-                client.log_predictions("bench", data[body])
-                seconds = time.perf_counter() - started
+            _, seconds, _ = send_concurrently(
+                url, key, "bench", "predictions", data[body], body, batch_size, in_flight
+            )
+            writer = app.state.writer
             server.should_exit = True
             thread.join(30)
             control.close()
             print(
                 f"\n=== {body} bodies: {events:,} events in {seconds:.2f} s "
-                f"({events / seconds:,.0f} events/s, client in the same process) ==="
+                f"({events / seconds:,.0f} events/s, {in_flight} in flight, client in the same "
+                f"process); {writer.grouped_jobs} batches in {writer.groups} transactions ==="
             )
             for title, profiler in (
                 ("event-loop thread: HTTP, parsing, validation", loop_profiler),
@@ -520,218 +710,13 @@ def _trim_stats(text: str) -> str:
     return "\n".join(line for line in lines[start:] if line.strip())
 
 
-# --- report ---------------------------------------------------------------------------
-
-HEADERS = [
-    "contender",
-    "store",
-    "events",
-    "seconds",
-    "events/s",
-    "× floor",
-    "p50 ms",
-    "p99 ms",
-    "target",
-]
-
-
-def _target_text(m: Measured) -> str:
-    if m.target is None:
-        return m.note
-    rate = "met" if m.rate >= m.target else "**missed**"
-    p99 = "met" if m.quantile_ms(0.99) <= TARGET_P99_MS else "**missed**"
-    return f"≥ {m.target:,.0f}/s: {rate}; p99 ≤ {TARGET_P99_MS:.0f} ms: {p99}"
-
-
-def target_lines(results: list[Measured]) -> list[str]:
-    """One line per target with the measured values, for RESULTS.md."""
-    lines = []
-    for body, target in (("json", TARGET_JSON), ("arrow", TARGET_ARROW)):
-        runs = [m for m in results if m.name == f"HTTP predictions ({body})"]
-        if runs:
-            ok = all(m.rate >= target for m in runs)
-            values = ", ".join(f"{m.store} {m.rate:,.0f}" for m in runs)
-            lines.append(
-                f"- {'met' if ok else '**missed**'}: {body.upper()} bodies ≥ "
-                f"{target:,} events/s (is {values})"
-            )
-    timed = [m for m in results if m.note != "floor" and m.latencies]
-    if timed:
-        worst = max(timed, key=lambda m: m.quantile_ms(0.99))
-        ok = worst.quantile_ms(0.99) <= TARGET_P99_MS
-        lines.append(
-            f"- {'met' if ok else '**missed**'}: p99 batch latency ≤ "
-            f"{TARGET_P99_MS:.0f} ms (worst: {worst.name}, {worst.store}, "
-            f"{worst.quantile_ms(0.99):.1f} ms)"
-        )
-    return lines
-
-
-def table_rows(results: list[Measured]) -> list[list[str]]:
-    floors = {(m.store, m.name.split(":")[-1].strip()): m for m in results if m.note == "floor"}
-    rows = []
-    for m in results:
-        if m.events == 0:
-            rows.append([m.name, m.store, "-", f"{m.seconds:.2f}", "-", "-", "-", "-", m.note])
-            continue
-        kind = "labels" if "labels" in m.name else "predictions"
-        floor = floors.get((m.store, kind))
-        times = f"{floor.rate / m.rate:.1f}×" if floor and m.rate else "-"
-        rows.append(
-            [
-                m.name,
-                m.store,
-                f"{m.events:,}",
-                f"{m.seconds:.2f}",
-                f"{m.rate:,.0f}",
-                times,
-                f"{m.quantile_ms(0.5):.1f}",
-                f"{m.quantile_ms(0.99):.1f}",
-                _target_text(m) if m.note != "floor" else "floor",
-            ]
-        )
-    return rows
-
-
-def markdown(results: list[Measured]) -> list[str]:
-    lines = [
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join(["---", "---", *["---:"] * (len(HEADERS) - 3), "---"]) + "|",
-    ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(results)]
-    return lines
-
-
-def print_table(results: list[Measured]) -> None:
-    rows = [HEADERS, *table_rows(results)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    for n, row in enumerate(rows):
-        print(
-            "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w) if i < len(HEADERS) - 1 else c
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def machine(store_urls: list[str | None]) -> str:
-    """CPU, cores, RAM and versions; no host names, no paths."""
-    import duckdb
-    import fastapi
-    import orjson
-    import uvicorn
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    cores = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    text = (
-        f"{cpu}, {cores} cores ({usable} usable), {ram} RAM; {platform.system()} "
-        f"{platform.machine()}; Python {platform.python_version()}, pyarrow {pa.__version__}, "
-        f"duckdb {duckdb.__version__}, fastapi {fastapi.__version__}, uvicorn "
-        f"{uvicorn.__version__}, httpx {httpx.__version__}, orjson {orjson.__version__}, "
-        f"assay {assay.__version__}"
-    )
-    if any(store_urls):
-        import psycopg
-
-        url = next(u for u in store_urls if u)
-        with psycopg.connect(url) as conn:
-            version = conn.execute("SHOW server_version").fetchone()
-        text += f", psycopg {psycopg.__version__}, PostgreSQL {version[0] if version else '?'}"
-    return text
-
-
-def utc_stamp() -> str:
-    """The date as ``date -u`` gives it."""
-    try:
-        out = subprocess.run(
-            ["date", "-u", "+%Y-%m-%d %H:%M UTC"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def best_runs(results: list[Measured]) -> list[Measured]:
-    """The best run of each (contender, store): highest events/s, or least seconds."""
-    best: dict[tuple[str, str], Measured] = {}
-    for m in results:
-        key = (m.name, m.store)
-        held = best.get(key)
-        if held is None or (m.rate > held.rate if m.events else m.seconds < held.seconds):
-            best[key] = m
-    return list(best.values())
-
-
-def runs_text(results: list[Measured]) -> str:
-    """Every run's events/s (seconds for the evaluation), per contender."""
-    runs: dict[tuple[str, str], list[str]] = {}
-    for m in results:
-        value = f"{m.rate:,.0f}/s" if m.events else f"{m.seconds:.2f} s"
-        runs.setdefault((m.name, m.store), []).append(value)
-    return "; ".join(f"{name} [{store}] " + " / ".join(v) for (name, store), v in runs.items())
-
-
-def _load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def record(
-    results: list[Measured], args: argparse.Namespace, about: str, load: str, every: str
-) -> None:
-    """Append this run as a Markdown section of RESULTS.md."""
-    stores = "DuckDB and PostgreSQL" if args.store else "DuckDB"
-    lines = [
-        f"## {utc_stamp()}: ingest through HTTP, {args.events:,} events ({stores})",
-        "",
-        f"Produced by `python bench/ingest.py --events {args.events} --batch-size "
-        f"{args.batch_size}{' --store postgresql://...' if args.store else ''} --record`: "
-        "`assay serve` on 127.0.0.1, a binary model with 16 numeric + 4 categorical features "
-        "and a 5-value segment, events sent with `assay.Client` in batches of "
-        f"{args.batch_size:,}, one request in flight; labels for {args.label_share:.0%} of the "
-        "events in shuffled order; then the first `GET /evaluations` (rebuilds the rollups of "
-        "every dirty bucket). *store append* is the storage floor: `Store.append_predictions` / "
-        "`append_labels` in process on tables already validated. *× floor* is the floor's "
-        "events/s divided by the contender's; p50/p99 are per batch request, client side.",
-        "",
-        f"Machine: {about}. Load average before the run: {load}.",
-        "",
-    ]
-    lines += markdown(results)
-    lines += [
-        "",
-        f"Best of {args.repeat} run(s) (fresh models each); every run: {every}. "
-        f"Load average after the run: {_load_average()}.",
-    ]
-    lines += ["", "Targets:", "", *target_lines(results)]
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    print(f"\nrecorded in {RESULTS.relative_to(BENCH_DIR.parent)}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per contender")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="requests in flight, measured beside 1 in flight"
+    )
     parser.add_argument("--label-share", type=float, default=0.5)
     parser.add_argument(
         "--store",
@@ -750,40 +735,49 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", action="store_true", help="cProfile the server in process instead"
     )
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
+    parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args(argv)
-    if args.profile:
-        profile(args.events, args.batch_size, args.seed, args.top)
+    if args.echo_server:
+        echo_server(args.echo_server)
         return
-    load = _load_average()
+    if args.profile:
+        profile(args.events, args.batch_size, args.seed, args.top, args.concurrency)
+        return
+    load = load_average()
+    levels = sorted({1, max(1, args.concurrency)})
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     print(f"generating {args.events:,} events (20 features) ...", flush=True)
     predictions = make_predictions(args.events, args.seed, "p", now)
     events = as_events(predictions)
     labels = make_labels(predictions, args.label_share, args.seed + 1, now)
     tables, label_tables = batches(predictions, args.batch_size), batches(labels, args.batch_size)
-    results: list[Measured] = []
+    print("bare HTTP round trips ...", flush=True)
+    results: list[Measured] = measure_bare_http(predictions, events, args.batch_size, levels)
     with contextlib.ExitStack() as stack:
         targets: list[tuple[str, str | None]] = [("duckdb", None)]
         if args.store:
             targets.append(("postgresql", stack.enter_context(postgres_database(args.store))))
         for store_name, url in targets:
-            print(f"[{store_name}] storage floor ...", flush=True)
-            results += measure_floor(store_name, url, tables, label_tables, args.repeat)
+            print(f"[{store_name}] bare commits and storage floor ...", flush=True)
+            results += [measure_bare_commit(store_name, url) for _ in range(args.repeat)]
+            results += measure_floor(store_name, url, tables, label_tables, args.repeat, levels)
             data_dir = Path(tempfile.mkdtemp(prefix="assay-bench-"))
             try:
                 with served(data_dir, url) as (server, key):
-                    print(f"[{store_name}] HTTP ingest ...", flush=True)
-                    for run in range(args.repeat):
-                        results += measure_http(
-                            server,
-                            key,
-                            store_name,
-                            predictions,
-                            events,
-                            labels,
-                            args.batch_size,
-                            run,
-                        )
+                    for in_flight in levels:
+                        print(f"[{store_name}] HTTP ingest, {in_flight} in flight ...", flush=True)
+                        for run in range(args.repeat):
+                            results += measure_http(
+                                server,
+                                key,
+                                store_name,
+                                predictions,
+                                events,
+                                labels,
+                                args.batch_size,
+                                run,
+                                in_flight,
+                            )
             finally:
                 shutil.rmtree(data_dir, ignore_errors=True)
         about = machine([u for _, u in targets])
