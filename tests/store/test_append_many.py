@@ -140,3 +140,60 @@ def test_a_failing_call_stores_nothing_of_any_batch(store: Any) -> None:
     assert store.idempotent_answer("acme", "k1") is None
     # the store is usable afterwards, and the good batch alone goes in
     assert store.append_many("acme", "m", "predictions", [(good, None)]) == [AppendResult(1, 0)]
+
+
+def test_a_reader_never_misses_events_appended_while_it_rebuilds(store: Any) -> None:
+    """Appends into one hour race a rollup worker (read marks, count rows, replace): when
+    both stop and the last dirty marks are served, the rollup counts every event."""
+    import threading
+
+    from assay.store.base import Rollup
+
+    store.register_model("acme", SPEC)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            for k in range(60):
+                batch = [(f"r{k}-{i}", "v1", i % 50, 0.5) for i in range(20)]
+                store.append_many("acme", "m", "predictions", [(predictions(batch), None)])
+        except BaseException as err:  # reported below
+            errors.append(err)
+        finally:
+            done.set()
+
+    def rebuild() -> int:
+        rebuilt = 0
+        for dirty in store.dirty_buckets("acme", "m"):
+            rows = store.scan("acme", "m", version=dirty.version, start=dirty.bucket,
+                              end=dirty.bucket + timedelta(hours=1)).num_rows  # fmt: skip
+            rollup = Rollup(dirty.version, dirty.bucket, "", "", rows, 0, b"")
+            store.replace_rollups("acme", "m", dirty, [rollup])
+            rebuilt += 1
+        return rebuilt
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    while not done.is_set():
+        rebuild()
+    writer.join()
+    rebuild()
+    assert not errors
+    assert store.dirty_buckets("acme", "m") == []
+    assert [(r.bucket, r.rows) for r in store.load_rollups("acme", "m")] == [(T0, 60 * 20)]
+
+
+def test_new_events_in_an_hour_whose_mark_was_taken_get_a_new_mark(store: Any) -> None:
+    store.register_model("acme", SPEC)
+    store.append_predictions("acme", "m", predictions([("a", "v1", 1, 0.5)]))
+    store.append_predictions("acme", "m", predictions([("b", "v1", 2, 0.5)]))
+    [taken] = store.dirty_buckets("acme", "m")
+    store.append_predictions("acme", "m", predictions([("c", "v1", 3, 0.5)]))
+    store.replace_rollups("acme", "m", taken, [])  # built before c: the hour stays dirty
+    [again] = store.dirty_buckets("acme", "m")
+    assert (again.version, again.bucket) == ("v1", T0) and again.mark > taken.mark
+    store.replace_rollups("acme", "m", again, [])
+    assert store.dirty_buckets("acme", "m") == []
+    store.append_predictions("acme", "m", predictions([("d", "v1", 4, 0.5)]))
+    assert [(d.version, d.bucket) for d in store.dirty_buckets("acme", "m")] == [("v1", T0)]

@@ -33,12 +33,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assay.store import sql
 from assay.store.base import (
@@ -55,8 +58,25 @@ from assay.store.model import ModelSpec
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
+Hour = tuple[str, int]  # (version, start of the hour in microseconds since the epoch)
+
+
 class RepeatedKey(Exception):
     """A plain insert met a stored key: roll back and apply the batches one at a time."""
+
+
+@dataclass
+class Marks:
+    """Dirty marks of one append of predictions.
+
+    A bucket needs a new mark only if a reader may have taken its current one (a rollup
+    built from what it read clears the bucket only while the mark is unchanged).
+    ``unseen``: hours dirty already under a mark no reader has taken, left as they are;
+    ``marked``: the hours this append gave new marks.
+    """
+
+    unseen: AbstractSet[Hour] = frozenset()
+    marked: set[Hour] = field(default_factory=set)
 
 
 def stage(spec: ModelSpec, kind: EventKind, events: pa.Table) -> pa.Table:
@@ -86,16 +106,21 @@ def apply_batches(
     idems: Sequence[Idempotency | None],
     *,
     optimistic: bool,
+    marks: Marks | None = None,
 ) -> list[AppendResult | Recorded]:
     """Apply staged batches in order inside the caller's transaction.
 
     ``optimistic``: one plain insert of every batch, raising :class:`RepeatedKey` (the
-    transaction is then unusable) if any key is stored already or repeats across batches.
+    transaction is then unusable) if any event key is stored already or repeats across
+    batches, or an ``Idempotency-Key`` is recorded already (so it is not looked up first:
+    its primary key refuses a recorded one). ``marks``: the hours of predictions to leave
+    as they are, and those marked (see :class:`Marks`).
     """
-    plan = KeyedPlan(idems, _recorded(cur, tenant, [i.key for i in idems if i is not None]))
+    keys = [i.key for i in idems if i is not None]
+    plan = KeyedPlan(idems, {} if optimistic else _recorded(cur, tenant, keys))
     tables = [staged[j] for j in plan.applied]
     if kind == "predictions":
-        results = _insert_predictions(cur, model_id, tables, optimistic)
+        results = _insert_predictions(cur, model_id, tables, optimistic, marks or Marks())
     else:
         results = _insert_labels(cur, model_id, tables, optimistic)
     records: list[Any] = []
@@ -106,7 +131,12 @@ def apply_batches(
                         datetime.now(UTC)]  # fmt: skip
     if records:
         rows = ", ".join(["(?, ?, ?, ?, ?)"] * (len(records) // 5))
-        cur.execute(f"INSERT INTO idempotency VALUES {rows}", records)
+        try:
+            cur.execute(f"INSERT INTO idempotency VALUES {rows}", records)
+        except duckdb.ConstraintException as err:
+            if optimistic:
+                raise RepeatedKey("an Idempotency-Key of the batches is recorded already") from err
+            raise
     return plan.finish(results)
 
 
@@ -139,16 +169,15 @@ def _insert(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, optimis
             cur.unregister("incoming")
 
 
-def _insert_predictions(
-    cur: duckdb.DuckDBPyConnection, model_id: int, tables: list[pa.Table], optimistic: bool
-) -> list[AppendResult]:
+def _insert_predictions(cur: duckdb.DuckDBPyConnection, model_id: int, tables: list[pa.Table],
+                        optimistic: bool, marks: Marks) -> list[AppendResult]:  # fmt: skip
     table = sql.prediction_table(model_id)
     rows = [t.num_rows for t in tables]
     if optimistic:
         both = pa.concat_tables(tables) if tables else None
         if both is not None and both.num_rows:
             _insert(cur, table, both, optimistic=True)
-            _mark_hours(cur, model_id, both)
+            _mark_hours(cur, model_id, both, marks)
         return [AppendResult(accepted=n, duplicates=0) for n in rows]
     accepted, touched = [], []
     for batch in tables:
@@ -157,22 +186,35 @@ def _insert_predictions(
         if accepted[-1]:  # the batch's hours (a re-sent event's hour costs one refresh)
             touched.append(batch)
     if touched:
-        _mark_hours(cur, model_id, pa.concat_tables(touched))
+        _mark_hours(cur, model_id, pa.concat_tables(touched), marks)
     return [AppendResult(accepted=a, duplicates=n - a) for a, n in zip(accepted, rows, strict=True)]
 
 
-def _mark_hours(cur: duckdb.DuckDBPyConnection, model_id: int, events: pa.Table) -> None:
-    """Mark the (version, hour) buckets of ``events`` dirty with fresh marks."""
-    cur.register("touched", events.select(["version", "ts"]))
+def _mark_hours(cur: duckdb.DuckDBPyConnection, model_id: int, events: pa.Table,
+                marks: Marks) -> None:  # fmt: skip
+    """Mark the (version, hour) buckets of ``events`` dirty with fresh marks, except those
+    dirty already under a mark no reader has taken (``marks.unseen``)."""
+    hours = pc.floor_temporal(events.column("ts"), unit=sql.BUCKET)
+    pairs = (
+        pa.table({"version": events.column("version"), "bucket": hours})
+        .group_by(["version", "bucket"], use_threads=False)
+        .aggregate([])
+    )
+    keys = list(zip(pairs.column("version").to_pylist(),
+                    pairs.column("bucket").cast(pa.int64()).to_pylist(), strict=True))  # fmt: skip
+    todo = [i for i, key in enumerate(keys) if key not in marks.unseen]
+    if not todo:
+        return
+    cur.register("touched", pairs.take(todo))
     try:
         cur.execute(
-            "INSERT INTO dirty_buckets SELECT ?, version, bucket, nextval('dirty_marks') FROM ("
-            f"SELECT DISTINCT version, date_trunc('{sql.BUCKET}', ts) AS bucket FROM touched) "
-            "ON CONFLICT DO UPDATE SET mark = excluded.mark",
+            "INSERT INTO dirty_buckets SELECT ?, version, bucket, nextval('dirty_marks') "
+            "FROM touched ON CONFLICT DO UPDATE SET mark = excluded.mark",
             [model_id],
         )
     finally:
         cur.unregister("touched")
+    marks.marked.update(keys[i] for i in todo)
 
 
 def _insert_labels(

@@ -18,7 +18,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from assay.store.keyed import only
 from assay.store.model import ModelSpec
 
 DB_FILE = "assay.duckdb"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
@@ -75,6 +76,9 @@ class DuckDBStore:
         self._local = threading.local()
         self._write = threading.RLock()
         self._models: dict[tuple[str, str], tuple[int, ModelSpec]] = {}
+        # per model: dirty hours whose mark no dirty_buckets() reader has taken yet (new
+        # events in them need no new mark); kept under self._write, empty on opening
+        self._unseen: dict[int, set[duckdb_append.Hour]] = {}
         if read_only:
             self._check_version()
         else:
@@ -251,16 +255,20 @@ class DuckDBStore:
         staged = [duckdb_append.stage(spec, kind, table) for table, _ in batches]
         idems = [idem for _, idem in batches]
         with self._write:
-            try:
-                with self._transaction() as cur:
-                    return duckdb_append.apply_batches(
-                        cur, tenant, model_id, kind, staged, idems, optimistic=True
-                    )
-            except duckdb_append.RepeatedKey:
-                with self._transaction() as cur:
-                    return duckdb_append.apply_batches(
-                        cur, tenant, model_id, kind, staged, idems, optimistic=False
-                    )
+            unseen = self._unseen.setdefault(model_id, set())
+            for optimistic in (True, False):
+                marks = duckdb_append.Marks(unseen)
+                try:
+                    with self._transaction() as cur:
+                        outcomes = duckdb_append.apply_batches(
+                            cur, tenant, model_id, kind, staged, idems,
+                            optimistic=optimistic, marks=marks,
+                        )  # fmt: skip
+                except duckdb_append.RepeatedKey:
+                    continue  # rolled back: apply them one by one
+                unseen |= marks.marked  # committed: new marks no reader has taken yet
+                return outcomes
+        raise AssertionError("unreachable: the second pass does not raise RepeatedKey")
 
     def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
         """(body hash, answer) stored for ``key``, if any."""
@@ -292,15 +300,17 @@ class DuckDBStore:
     def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:
         """Buckets whose rollups are out of date."""
         model_id, _ = self._model(tenant, model)
-        rows = (
-            self._cursor()
-            .execute(
-                "SELECT version, bucket, mark FROM dirty_buckets WHERE model_id = ? "
-                "ORDER BY bucket, version",
-                [model_id],
+        with self._write:  # not while an append decides which hours need a new mark
+            rows = (
+                self._cursor()
+                .execute(
+                    "SELECT version, bucket, mark FROM dirty_buckets WHERE model_id = ? "
+                    "ORDER BY bucket, version",
+                    [model_id],
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
+            self._unseen.pop(model_id, None)  # every mark of the model is taken now
         return [DirtyBucket(r[0], r[1], int(r[2])) for r in rows]
 
     def replace_rollups(
@@ -333,6 +343,8 @@ class DuckDBStore:
                     "AND mark = ?",
                     [model_id, dirty.version, dirty.bucket, dirty.mark],
                 )
+            unseen = self._unseen.get(model_id, set())
+            unseen -= {(d.version, _hour(d.bucket)) for d, _ in updates}
 
     def load_rollups(
         self,
@@ -429,3 +441,9 @@ def _rollup_table(model_id: int, rollups: list[Rollup]) -> pa.Table:
             "states": pa.array([r.states for r in rollups], pa.binary()),
         }
     )
+
+
+def _hour(bucket: datetime) -> int:
+    """A bucket's start in microseconds since the epoch (as :data:`duckdb_append.Hour`)."""
+    moment = bucket.replace(tzinfo=UTC) if bucket.tzinfo is None else bucket
+    return (moment - _EPOCH) // timedelta(microseconds=1)
