@@ -231,7 +231,7 @@ def test_only_dirty_buckets_are_rebuilt(
     scanned.clear()
     evaluate(store, window="1d")
     assert built == [] and scanned == []
-    assert rollups.refresh(store, TENANT, MODEL) == 0
+    assert rollups.refresh(store, TENANT, MODEL) == []
 
 
 # -- merging -------------------------------------------------------------------------------------

@@ -49,11 +49,13 @@ def serve(
     from assay.cli.main import user_errors
 
     with user_errors():
-        monitoring = None
+        monitoring = rollups = None
         if config is not None:
             from assay.monitors.config import load_config
+            from assay.monitors.wiring import rollup_executor
 
             monitoring = load_config(config)
+            rollups = rollup_executor(monitoring.engine)  # engine: ray without Ray fails here
         settings = load_server_config(config)
         directory = Path(
             data_dir or os.environ.get("ASSAY_DATA_DIR") or settings.get("data_dir")
@@ -66,8 +68,9 @@ def serve(
             from assay.monitors.wiring import build_scheduler
 
             scheduler, dispatcher = build_scheduler(
-                app.state.store, monitoring, directory, telemetry=app.state.telemetry
-            )
+                app.state.store, monitoring, directory, telemetry=app.state.telemetry,
+                rollups=rollups,
+            )  # fmt: skip
             app.state.scheduler = scheduler
     import uvicorn
 
@@ -79,7 +82,7 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
     finally:  # after a graceful stop: finish deliveries, checkpoint and release the stores
         if scheduler is not None:
-            scheduler.stop()
+            scheduler.close()  # also shuts down a Ray runtime it started
             dispatcher.close()  # type: ignore[union-attr]
         app.state.store.close()
         app.state.control.close()
@@ -126,18 +129,19 @@ def run_monitors(
     """
     from assay.cli.main import user_errors
     from assay.monitors.config import load_config
-    from assay.monitors.wiring import build_scheduler
+    from assay.monitors.wiring import build_scheduler, rollup_executor
     from assay.store import open_store
 
     with user_errors():
         cfg = load_config(config)
+        rollups = rollup_executor(cfg.engine)  # engine: ray without Ray fails here
         directory = Path(
             data_dir or os.environ.get("ASSAY_DATA_DIR") or cfg.server.get("data_dir")
             or DEFAULT_DATA_DIR
         )  # fmt: skip
         url = store or os.environ.get("ASSAY_STORE") or cfg.server.get("store")
         data_store = open_store(directory, url)
-        scheduler, dispatcher = build_scheduler(data_store, cfg, directory)
+        scheduler, dispatcher = build_scheduler(data_store, cfg, directory, rollups=rollups)
         try:
             if once:
                 notes = scheduler.run_once()
@@ -153,5 +157,6 @@ def run_monitors(
                 except KeyboardInterrupt:
                     scheduler.stop()
         finally:
+            scheduler.close()  # also shuts down a Ray runtime it started
             dispatcher.close()
             data_store.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from assay import configfile
 from assay.errors import ConfigError
@@ -201,6 +201,38 @@ class Sinks(_Strict):
     console: bool = False
 
 
+class EngineSettings(_Strict):
+    """Where the monitor schedule builds the states of the hourly buckets it rebuilds.
+
+    ``local`` (the default): in the server process. ``ray``: a refresh's buckets go to Ray
+    tasks once it has read ``ray_min_rows`` rows (the rows are read by the server either
+    way); ``ray_address`` names a cluster, else a local runtime of ``ray_cpus`` CPUs is
+    started on first use. ``engine: ray`` is short for ``engine: {name: ray}``.
+
+    >>> EngineSettings.model_validate("ray").ray_min_rows
+    1000000
+    """
+
+    name: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, min_length=1)
+    ray_min_rows: int = Field(1_000_000, ge=0)
+    ray_cpus: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("ray_address", "ray_min_rows", "ray_cpus")
+    @classmethod
+    def _ray_keys_need_ray(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("name") != "ray":  # only keys given are checked
+            raise ValueError("only with the ray engine (engine: {name: ray, ...})")
+        if info.field_name == "ray_cpus" and info.data.get("ray_address") is not None:
+            raise ValueError("sizes a local runtime; a cluster (ray_address) has its own")
+        return value
+
+
 class MonitoringConfig(_Strict):
     """The whole ``assay.yaml`` (the ``server:`` section is read by ``assay serve``)."""
 
@@ -208,6 +240,7 @@ class MonitoringConfig(_Strict):
     models: list[ModelMonitoring] = Field(default_factory=list)
     sinks: Sinks = Field(default_factory=Sinks)
     schedule_interval: str = Field("60s", pattern=DURATION_PATTERN)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
 
 def load_config(path: str | Path) -> MonitoringConfig:

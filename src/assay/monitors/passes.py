@@ -29,6 +29,7 @@ from assay.monitors.rules import evaluate_all, evaluate_past
 from assay.monitors.signals import Signal
 from assay.monitors.windows import latest_closed, previous, sliding, window_start
 from assay.service.evaluations import evaluate_spans, parse_window, refresh_rollups
+from assay.service.rollups import RollupExecutor
 from assay.store.base import Store
 
 OnEvaluation = Callable[[str, str, dict[str, Any]], None]
@@ -41,19 +42,22 @@ def restated_hours(
     now: datetime,
     pending: set[datetime],
     persist: Callable[[set[datetime]], None],
+    *,
+    executor: RollupExecutor | None = None,
 ) -> set[datetime]:
     """Rebuild ``model``'s dirty buckets; the hours whose windows must be judged again.
 
     Those are the rebuilt hours (and the ones an evaluation request rebuilt since the last
     pass) that fall in a window late labels can restate, plus ``pending`` (taken by a pass
     that did not finish). ``persist`` gets them before the rebuild, so a crash loses none.
+    ``executor`` builds the buckets' states (default: in this process; ``engine: ray``).
     """
     dirty = store.dirty_buckets(model.tenant, model.name)
     noted = RESTATED.take(store, model.tenant, model.name)
     hours = set(pending) | _judged_again(model, now, {d.bucket for d in dirty} | noted)
     if hours - pending:
         persist(hours)
-    refresh_rollups(store, model.tenant, model.name, dirty, note=False)
+    refresh_rollups(store, model.tenant, model.name, dirty, note=False, executor=executor)
     return hours
 
 

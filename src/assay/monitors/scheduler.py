@@ -6,8 +6,10 @@ labels arrived late are judged again —, evaluates the windows each model's mon
 decision raises a critical alert), turns the signals into alert transitions and hands the
 notifications to the sinks. The alert book is saved after every pass, and the restated
 hours a pass takes are saved before it rebuilds them, so a restart neither re-fires nor
-forgets an incident. ``assay serve --config`` runs passes on a background thread;
-``assay run-monitors --once`` runs one pass for cron, Airflow or Prefect.
+forgets an incident. With ``engine: ray`` in ``assay.yaml`` a pass hands the buckets of a
+large refresh to Ray (see :mod:`assay.service.ray_rollups`). ``assay serve --config`` runs
+passes on a background thread; ``assay run-monitors --once`` runs one pass for cron,
+Airflow or Prefect.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError
 from assay.monitors.config import MonitoringConfig, parse_duration
 from assay.monitors.signals import Notification, Signal
 from assay.store.base import Store
+
+if TYPE_CHECKING:
+    from assay.service.rollups import RollupExecutor
 
 STATE_FILE = "monitor-state.json"
 log = logging.getLogger("assay.monitors")
@@ -43,6 +48,7 @@ class MonitorScheduler:
         on_evaluation: Callable[[str, str, dict[str, Any]], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_pass: Callable[[], None] | None = None,
+        rollups: RollupExecutor | None = None,
     ):
         from assay.monitors.lifecycle import AlertBook
 
@@ -53,6 +59,7 @@ class MonitorScheduler:
         self.on_evaluation = on_evaluation or (lambda tenant, model, result: None)
         self.clock = clock
         self.after_pass = after_pass or (lambda: None)  # e.g. save the gauges of /metrics
+        self.rollups = rollups  # builds rebuilt buckets' states (default: in process)
         resend = parse_duration(config.sinks.alertmanager.resend_interval) if (
             config.sinks.alertmanager) else 300.0  # fmt: skip
         saved = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
@@ -82,7 +89,8 @@ class MonitorScheduler:
                 key = f"{model.tenant}/{model.name}"
                 try:
                     hours = restated_hours(self.store, model, now, self.pending.get(key, set()),
-                                           lambda h, key=key: self._remember(key, h))  # fmt: skip
+                                           lambda h, key=key: self._remember(key, h),
+                                           executor=self.rollups)  # fmt: skip
                     active = self.book.active()
                     signals.extend(model_signals(self.store, model, now, self.on_evaluation,
                                                  restated=hours, active=active))  # fmt: skip
@@ -172,6 +180,15 @@ class MonitorScheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the schedule thread and release the rollup executor (a Ray runtime it
+        started is shut down)."""
+        self.stop(timeout)
+        close = getattr(self.rollups, "close", None)
+        if close is not None:
+            with self._lock:  # not while a pass still uses it
+                close()
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast, overload
+from typing import Any, overload
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +18,15 @@ import pyarrow as pa
 from assay.engine import local
 from assay.errors import InputError
 from assay.monitors.restated import RESTATED
-from assay.service.rollups import BUCKET, merge_all, pack, refresh, states_of, unpack
+from assay.service.rollups import (
+    BUCKET,
+    RollupExecutor,
+    merge_all,
+    pack,
+    refresh,
+    states_of,
+    unpack,
+)
 from assay.stats import DriftRule, NumericSampleState, State
 from assay.store.base import FEATURE_PREFIX, DirtyBucket, Rollup, Store
 from assay.store.model import ModelSpec
@@ -164,12 +172,15 @@ def refresh_rollups(
     dirty: list[DirtyBucket] | None = None,
     *,
     note: bool = True,
+    executor: RollupExecutor | None = None,
 ) -> list[DirtyBucket]:
     """Rebuild the rollups of exactly ``dirty`` (default: the buckets dirty now); return them.
 
     With ``note`` the rebuilt hours are noted in :data:`~assay.monitors.restated.RESTATED`,
     so the monitor schedule judges the windows they restate again (late labels) even when
     an evaluation request rebuilt them first. Buckets dirtied meanwhile stay dirty.
+    ``executor`` builds the buckets' states (default: in this process; the monitor
+    schedule may hand large refreshes to Ray, see :mod:`assay.service.ray_rollups`).
 
     >>> import tempfile
     >>> from assay.store.duckdb_store import DuckDBStore
@@ -185,21 +196,7 @@ def refresh_rollups(
         return dirty
     if note:
         RESTATED.note(store, tenant, model, {d.bucket for d in dirty})
-    refresh(cast(Store, _Dirty(store, dirty)), tenant, model)
-    return dirty
-
-
-class _Dirty:
-    """``store``, except that its dirty buckets are the given ones (for :func:`refresh`)."""
-
-    def __init__(self, store: Store, dirty: list[DirtyBucket]):
-        self._store, self._dirty = store, dirty
-
-    def dirty_buckets(self, tenant: str, model: str) -> list[DirtyBucket]:
-        return list(self._dirty)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    return refresh(store, tenant, model, dirty, executor=executor)
 
 
 def _check_segment(spec: ModelSpec, segment: str | None) -> None:

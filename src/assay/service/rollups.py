@@ -2,7 +2,10 @@
 
 Appends mark buckets dirty; :func:`refresh` rebuilds only those buckets from their rows
 (a late label restates its bucket alone), and windows are answered by merging the
-buckets' states — never by rescanning the window.
+buckets' states — never by rescanning the window. The rows are always read in this
+process (the store belongs to it); a :class:`RollupExecutor` decides where each bucket's
+states are built: :class:`InProcess` (the default) or Ray
+(:class:`assay.service.ray_rollups.RayRollupExecutor`).
 
 States are packed per bucket as ``metric:*`` (labeled rows), ``feature:<name>`` (all
 rows) and ``output:score`` (the model's score, all rows).
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +25,7 @@ from assay.engine.columns import LabeledColumns
 from assay.engine.local import feature_state, metric_states
 from assay.engine.spec import EvaluationSpec
 from assay.stats import State
-from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, Rollup, Store
+from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, DirtyBucket, Rollup, Store
 from assay.store.model import ModelSpec
 
 BUCKET = timedelta(hours=1)
@@ -138,19 +142,81 @@ def bucket_rollups(spec: ModelSpec, version: str, bucket: datetime, rows: pa.Tab
     return out
 
 
-def refresh(store: Store, tenant: str, model: str, *, per_transaction: int = 64) -> int:
-    """Rebuild the rollups of every dirty bucket of ``model``; returns how many.
+class RollupSession(Protocol):
+    """One refresh's rebuild: buckets are added as they are read, results taken per
+    transaction."""
 
-    Buckets are written ``per_transaction`` at a time (one commit each group).
+    def add(self, item: DirtyBucket, rows: pa.Table) -> None:
+        """Hand over one dirty bucket and its rows (from :meth:`Store.scan`)."""
+
+    def results(self) -> list[tuple[DirtyBucket, list[Rollup]]]:
+        """The rollups of every bucket added since the last call, in the order added."""
+
+
+class RollupExecutor(Protocol):
+    """Where the buckets' states are built (see :func:`refresh`)."""
+
+    def session(self, spec: ModelSpec) -> RollupSession:
+        """A rebuild of some of ``spec``'s buckets (one per refresh)."""
+
+
+class InProcess:
+    """Builds each bucket's rollups as soon as it is read, in this process.
+
+    >>> session = InProcess().session(ModelSpec(name="m", task="binary", features={}))
+    >>> session.results()
+    []
+    """
+
+    def session(self, spec: ModelSpec) -> RollupSession:
+        """A session building in this process."""
+        return _InProcessSession(spec)
+
+
+class _InProcessSession:
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.built: list[tuple[DirtyBucket, list[Rollup]]] = []
+
+    def add(self, item: DirtyBucket, rows: pa.Table) -> None:
+        self.built.append((item, bucket_rollups(self.spec, item.version, item.bucket, rows)))
+
+    def results(self) -> list[tuple[DirtyBucket, list[Rollup]]]:
+        built, self.built = self.built, []
+        return built
+
+
+def refresh(
+    store: Store,
+    tenant: str,
+    model: str,
+    dirty: list[DirtyBucket] | None = None,
+    *,
+    executor: RollupExecutor | None = None,
+    per_transaction: int = 64,
+) -> list[DirtyBucket]:
+    """Rebuild the rollups of ``dirty`` (default: every dirty bucket of ``model``).
+
+    Each bucket's rows are read here, one bucket at a time, and handed to ``executor``
+    (default :class:`InProcess`); its rollups are written ``per_transaction`` buckets at
+    a time (one commit each group). A bucket dirtied again meanwhile stays dirty.
+    Returns the buckets rebuilt.
+
+    >>> import tempfile
+    >>> from assay.store.duckdb_store import DuckDBStore
+    >>> store = DuckDBStore(tempfile.mkdtemp())
+    >>> _ = store.register_model("acme", ModelSpec(name="m", task="binary", features={}))
+    >>> refresh(store, "acme", "m", executor=InProcess())  # nothing stored, nothing dirty
+    []
+    >>> store.close()
     """
     spec = store.get_model(tenant, model)
-    dirty = store.dirty_buckets(tenant, model)
+    dirty = store.dirty_buckets(tenant, model) if dirty is None else list(dirty)
+    session = (executor or InProcess()).session(spec)
     for first in range(0, len(dirty), per_transaction):
-        updates = []
         for item in dirty[first : first + per_transaction]:
-            rows = store.scan(
-                tenant, model, version=item.version, start=item.bucket, end=item.bucket + BUCKET
-            )
-            updates.append((item, bucket_rollups(spec, item.version, item.bucket, rows)))
-        store.replace_rollups_many(tenant, model, updates)
-    return len(dirty)
+            end = item.bucket + BUCKET
+            session.add(item, store.scan(tenant, model, version=item.version,
+                                         start=item.bucket, end=end))  # fmt: skip
+        store.replace_rollups_many(tenant, model, session.results())
+    return dirty
