@@ -124,11 +124,16 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         ]}  # fmt: skip
 
     # -- events ---------------------------------------------------------------------------
+    specs: dict[tuple[str, str], ModelSpec] = {}  # (tenant, model) -> its registered spec
+
     async def receive(request: Request, who: Caller, model: str, kind: EventKind) -> JSONResponse:
         started = time.perf_counter()
         # a missing (or another tenant's) model answers 404 before anything is counted, so
         # the series' labels are only ever this tenant's registered models
-        spec = await run_in_threadpool(store.get_model, who.tenant, model)
+        spec = specs.get((who.tenant, model))
+        if spec is None:  # a registered spec never changes: look it up once
+            spec = await run_in_threadpool(store.get_model, who.tenant, model)
+            specs[(who.tenant, model)] = spec
         status = 500
         try:
             body = await _read_body(request, options.limits)

@@ -306,8 +306,10 @@ def _finish_predictions(
         if kind == "numeric":
             values = _floats(raw[key], key, problems)
             bad = _non_finite(values)
-            coerced += int(bad.sum())
-            columns[key] = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
+            if bad.any():
+                coerced += int(bad.sum())
+                values = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
+            columns[key] = values
         else:
             columns[key] = _strings(raw[key], key, problems, limits)
     for name in spec.segments:
@@ -347,6 +349,8 @@ def _finish_labels(
 
 def _first_of_each(table: pa.Table, keys: list[str]) -> tuple[pa.Table, int]:
     """The first row of each distinct ``keys`` value, and how many repeats were dropped."""
+    if len(pc.unique(table.column(keys[0]))) == table.num_rows:  # the usual case, quickly
+        return table, 0
     rows = table.select(keys).append_column("row", pa.array(np.arange(table.num_rows)))
     first = rows.group_by(keys, use_threads=False).aggregate([("row", "min")]).column("row_min")
     if len(first) == table.num_rows:
