@@ -36,6 +36,16 @@ def write(tmp_path: Path, engine: str) -> Path:
 def test_the_default_and_the_example_build_rollups_in_process(tmp_path: Path) -> None:
     assert load_config(EXAMPLE).engine == EngineSettings()  # the example's block is commented
     assert isinstance(rollup_executor(load_config(write(tmp_path, "")).engine), InProcess)
+    # the commented block, once uncommented, is a valid engine
+    lines = EXAMPLE.read_text().splitlines()
+    first = lines.index("# engine:")
+    block = []
+    for line in lines[first:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    settings = load_config(write(tmp_path, "\n".join(block) + "\n")).engine
+    assert (settings.name, settings.ray_address, settings.ray_min_rows) == ("ray", "auto", 10**6)
 
 
 @pytest.mark.parametrize(
