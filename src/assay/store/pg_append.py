@@ -79,16 +79,23 @@ def append_labels(cur: psycopg.Cursor, spec: ModelSpec, model_id: int, data: byt
     bucket = _BUCKET.format(unit=sql.BUCKET, column="p.ts")
     _load_incoming(cur, ltable, "id, label, ts", data, first)
     cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_APPEND, model_id])
-    matched_buckets = (
-        f"SELECT DISTINCT p.version, {bucket} FROM ins JOIN {ptable} p ON p.id = ins.id"
+    # each label looks its predictions up in the (id, version) index: the LATERAL subquery
+    # (OFFSET 0 keeps it one) does not depend on row estimates, which for a table not
+    # analyzed yet chose to sort the whole prediction table per batch; nor is the statement
+    # worth compiling (the same estimates pass the JIT's cost threshold)
+    if first:
+        cur.execute("SET LOCAL jit = off")
+    predicted = (
+        f"LATERAL (SELECT p.id, p.version, p.ts FROM {ptable} p WHERE p.id = ins.id OFFSET 0)"
     )
+    matched_buckets = f"SELECT DISTINCT p.version, {bucket} FROM ins, {predicted} p"
     row = cur.execute(
         f"WITH ins AS (INSERT INTO {ltable} (id, label, ts, received_at) "
         f"SELECT {_utc_wall_clock('id, label, ts')}, now() FROM incoming ORDER BY id "
         "ON CONFLICT (id) DO NOTHING RETURNING id), "
         f"marked AS ({_mark_dirty_sql(matched_buckets)}) "
         f"SELECT count(DISTINCT ins.id), count(DISTINCT p.id) "
-        f"FROM ins LEFT JOIN {ptable} p ON p.id = ins.id",
+        f"FROM ins LEFT JOIN {predicted} p ON true",
         [model_id],
     ).fetchone()
     fresh, matched = (int(row[0]), int(row[1])) if row else (0, 0)
