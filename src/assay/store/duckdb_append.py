@@ -122,7 +122,7 @@ def apply_batches(
     if kind == "predictions":
         results = _insert_predictions(cur, model_id, tables, optimistic, marks or Marks())
     else:
-        results = _insert_labels(cur, model_id, tables, optimistic)
+        results = _insert_labels(cur, model_id, tables, optimistic, marks or Marks())
     records: list[Any] = []
     for j, result in zip(plan.applied, results, strict=True):
         idem = idems[j]
@@ -192,8 +192,8 @@ def _insert_predictions(cur: duckdb.DuckDBPyConnection, model_id: int, tables: l
 
 def _mark_hours(cur: duckdb.DuckDBPyConnection, model_id: int, events: pa.Table,
                 marks: Marks) -> None:  # fmt: skip
-    """Mark the (version, hour) buckets of ``events`` dirty with fresh marks, except those
-    dirty already under a mark no reader has taken (``marks.unseen``)."""
+    """Mark the (version, hour) buckets of ``events`` (``version``, ``ts``) dirty with fresh
+    marks, except those dirty already under a mark no reader has taken (``marks.unseen``)."""
     hours = pc.floor_temporal(events.column("ts"), unit=sql.BUCKET)
     pairs = (
         pa.table({"version": events.column("version"), "bucket": hours})
@@ -217,9 +217,8 @@ def _mark_hours(cur: duckdb.DuckDBPyConnection, model_id: int, events: pa.Table,
     marks.marked.update(keys[i] for i in todo)
 
 
-def _insert_labels(
-    cur: duckdb.DuckDBPyConnection, model_id: int, tables: list[pa.Table], optimistic: bool
-) -> list[AppendResult]:
+def _insert_labels(cur: duckdb.DuckDBPyConnection, model_id: int, tables: list[pa.Table],
+                   optimistic: bool, marks: Marks) -> list[AppendResult]:  # fmt: skip
     """Insert new labels; mark the buckets of the predictions they label dirty."""
     ltable, ptable = sql.label_table(model_id), sql.prediction_table(model_id)
     if optimistic:
@@ -238,28 +237,31 @@ def _insert_labels(
     counts = np.array([len(f) for f in fresh], dtype=np.int64)
     matched = np.zeros(len(tables), dtype=np.int64)
     if counts.sum():
-        joined = pa.table({
+        labelled = pa.table({
             "id": pa.chunked_array([c for f in fresh for c in f.chunks], pa.string()),
             "b": np.repeat(np.arange(len(tables), dtype=np.int32), counts),
         })  # fmt: skip
-        cur.register("fresh", joined)
-        try:
-            cur.execute(
-                "INSERT INTO dirty_buckets SELECT ?, version, bucket, nextval('dirty_marks') "
-                f"FROM (SELECT DISTINCT p.version, date_trunc('{sql.BUCKET}', p.ts) AS bucket "
-                f"FROM fresh f JOIN {ptable} p ON p.id = f.id) "
-                "ON CONFLICT DO UPDATE SET mark = excluded.mark",
-                [model_id],
-            )
-            # a label matches one prediction per version that scored the event
-            for b, n in cur.execute(
-                f"SELECT f.b, count(DISTINCT p.id) FROM fresh f JOIN {ptable} p ON p.id = f.id "
-                "GROUP BY f.b"
-            ).fetchall():
-                matched[int(b)] = int(n)
+        cur.register("fresh", labelled)
+        try:  # one pass over the predictions: each label's (version, ts) per version
+            found = _arrow(cur, f"SELECT f.b, f.id, p.version, p.ts FROM fresh f "
+                                f"JOIN {ptable} p ON p.id = f.id")  # fmt: skip
         finally:
             cur.unregister("fresh")
+        if found.num_rows:
+            _mark_hours(cur, model_id, found, marks)
+            # a label matches one prediction per version that scored the event
+            per_batch = found.group_by("b", use_threads=False).aggregate([("id", "count_distinct")])
+            matched[per_batch.column("b").to_numpy()] = per_batch.column(
+                "id_count_distinct"
+            ).to_numpy()
     return [
         AppendResult(accepted=int(c), duplicates=t.num_rows - int(c), unmatched=int(c - m))
         for t, c, m in zip(tables, counts, matched, strict=True)
     ]
+
+
+def _arrow(cur: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+    """The rows of ``query`` as an Arrow table (no copy through the DB-API)."""
+    relation = cur.sql(query)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
