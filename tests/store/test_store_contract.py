@@ -577,12 +577,48 @@ def test_a_version_1_store_is_migrated_keeping_its_predictions(backend: Any) -> 
         )
     backend.execute("DELETE FROM assay_schema WHERE version > 1")
     store = backend.open()
-    assert store.schema_version() == 2
+    assert store.schema_version() == sql.SCHEMA_VERSION
     shadow = predictions(BINARY, row("a", at(1), version="v2", score=0.9))
     assert store.append_predictions("acme", "fraud", shadow) == AppendResult(1, 0)
     assert [(r["version"], r["score"]) for r in store.scan("acme", "fraud").to_pylist()] == [
         ("v1", 0.4), ("v2", 0.9)
     ]  # fmt: skip
+
+
+def test_a_version_2_store_is_migrated_keeping_its_data(backend: Any) -> None:
+    """A store written before Idempotency-Keys had an index of their own upgrades in place
+    (DuckDB gains the index; PostgreSQL, whose primary key serves, only the version)."""
+    store = backend.open()
+    store.register_model("acme", BINARY)
+    batch = predictions(BINARY, row("a", at(1), score=0.4), row("b", T0 + HOUR))
+    store.append_predictions("acme", "fraud", batch, Idempotency("k1", "h1", {"n": 2}))
+    store.append_labels("acme", "fraud", labels(BINARY, ("a", 1.0, at(2))))
+    dirty = store.dirty_buckets("acme", "fraud")
+    path = getattr(store, "path", None)
+    store.close()
+    if backend.name == "duckdb":  # the version 2 layout: no index of the keys alone
+        backend.execute("DROP INDEX idempotency_by_key")
+    backend.execute("DELETE FROM assay_schema WHERE version > 2")
+    store = backend.open()
+    assert store.schema_version() == 3 == sql.SCHEMA_VERSION
+    assert store.scan("acme", "fraud").to_pylist() == scanned(
+        BINARY, row("a", at(1), score=0.4, label=1.0, label_timestamp=at(2)), row("b", T0 + HOUR)
+    )  # fmt: skip
+    assert store.idempotent_answer("acme", "k1") == ("h1", {"accepted": 2, "duplicates": 0, "n": 2})
+    assert store.dirty_buckets("acme", "fraud") == dirty
+    assert store.append_predictions("acme", "fraud", batch) == AppendResult(0, 2)
+    store.close()
+    if backend.name == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            found = con.execute(
+                "SELECT expressions FROM duckdb_indexes() WHERE index_name = 'idempotency_by_key'"
+            ).fetchall()
+        finally:
+            con.close()
+        assert found == [("[idem_key]",)]
 
 
 def test_rollouts_are_put_listed_replaced_and_deleted_per_model(store: Any) -> None:

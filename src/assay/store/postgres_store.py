@@ -173,6 +173,8 @@ class PostgresStore:
             for version in range(current + 1, sql.SCHEMA_VERSION + 1):
                 for statement in steps.get(version, []):
                     cur.execute(statement.format(blob="BYTEA"))
+                for statement in sql.DIALECT_MIGRATIONS.get(version, {}).get("postgres", []):
+                    cur.execute(statement)
                 if version in sql.PER_MODEL_MIGRATIONS:
                     rekey = sql.PER_MODEL_MIGRATIONS[version]
                     for model_id, spec in cur.execute(

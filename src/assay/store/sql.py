@@ -16,7 +16,7 @@ from typing import Any
 from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
 from assay.store.model import ModelSpec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUCKET = "hour"  # rollup granularity
 
 # (version, statements); each backend runs them in order inside a transaction.
@@ -140,6 +140,13 @@ def rekey_statements(spec: ModelSpec, model_id: int, *, dialect: str) -> list[st
 
 # Migrations whose statements depend on each registered model: version -> statements.
 PER_MODEL_MIGRATIONS: dict[int, Callable[..., list[str]]] = {2: rekey_statements}
+
+# Migrations of one backend only: version -> dialect -> statements (run after MIGRATIONS').
+# 3: DuckDB looks a filter up in an index only when the index has one column, so the
+# (tenant, idem_key) primary key alone left Idempotency-Key lookups scanning every record.
+DIALECT_MIGRATIONS: dict[int, dict[str, list[str]]] = {
+    3: {"duckdb": ["CREATE INDEX IF NOT EXISTS idempotency_by_key ON idempotency (idem_key)"]},
+}
 
 
 def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
