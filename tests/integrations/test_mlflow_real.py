@@ -362,6 +362,7 @@ def test_cli_evaluate_logs_the_run(
         "--target", "target", "--score", "score", "--segment", "channel",
         "--features", "amount,country", "--json", json_out, "--report", report,
         "--mlflow-experiment", "assay-cli", "--mlflow-tracking-uri", server,
+        "--model-name", "fraud", "--model-version", "v7",
     ]  # fmt: skip
     outcome = CliRunner().invoke(app, [str(a) for a in args])
     assert outcome.exit_code == 0, outcome.output
@@ -376,6 +377,7 @@ def test_cli_evaluate_logs_the_run(
     )
     assert run.data.metrics["drift.amount.psi"] == data["drift"]["amount"]["psi"]
     assert run.data.tags["assay.segments"] == "channel"
+    assert (run.data.tags["assay.model"], run.data.tags["assay.version"]) == ("fraud", "v7")
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "assay-cli"
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == [

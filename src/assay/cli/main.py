@@ -153,6 +153,12 @@ def evaluate(
         str | None,
         typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow server (or MLFLOW_TRACKING_URI)."),
     ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name, tagged on the MLflow run (assay.model).")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="Model version, tagged on the MLflow run (assay.version).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Evaluate a model's predictions (and drift against a reference)."""
@@ -188,7 +194,11 @@ def evaluate(
         with user_errors():
             tracker = MlflowTracker(mlflow_experiment, tracking_uri=mlflow_tracking_uri)
             run_id = tracker.log_evaluation(
-                result.to_dict(), json_path=json_out, report_path=report
+                result.to_dict(),
+                model=model_name,
+                version=model_version,
+                json_path=json_out,
+                report_path=report,
             )
     if not quiet:
         from assay.cli.render import print_result
