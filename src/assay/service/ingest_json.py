@@ -66,7 +66,15 @@ def prediction_columns(spec: ModelSpec, events: list[Any], body: bytes) -> dict[
 
 
 def label_columns(spec: ModelSpec, events: list[Any], body: bytes) -> dict[str, Any] | None:
-    """Raw columns of label events (``None``: take the per-field path)."""
+    """Raw columns of label events (``None``: take the per-field path).
+
+    >>> from assay.store.model import ModelSpec
+    >>> spec = ModelSpec(name="m", task="binary")
+    >>> label_columns(spec, [{"id": "e-1", "label": 1}], b"")["label"].to_pylist()
+    [1.0]
+    >>> print(label_columns(spec, [{"id": "e-1", "label": True}], b"true"))
+    None
+    """
     label_type = pa.string() if spec.task == "multiclass" else pa.float64()
     event_type = pa.struct([("id", pa.string()), ("label", label_type),
                             ("timestamp", pa.string())])  # fmt: skip

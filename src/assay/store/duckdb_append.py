@@ -84,6 +84,12 @@ def stage(spec: ModelSpec, kind: EventKind, events: pa.Table) -> pa.Table:
 
     Every staged batch of a model has one schema (all fields nullable), so batches can be
     concatenated without copying.
+
+    >>> from assay.store.base import label_schema
+    >>> spec = ModelSpec(name="m", task="binary")
+    >>> labels = label_schema(spec).empty_table()
+    >>> stage(spec, "labels", labels).column_names
+    ['id', 'label', 'ts', 'received_at']
     """
     if kind == "predictions":
         pairs = sql.physical_columns(spec)

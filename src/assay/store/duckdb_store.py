@@ -252,6 +252,19 @@ class DuckDBStore:
 
         See :mod:`assay.store.duckdb_append`: one plain insert of every batch, or, when an
         event is stored already, the batches again one by one with duplicates counted.
+
+        >>> import tempfile
+        >>> from assay.store.base import empty_prediction_table
+        >>> store = DuckDBStore(tempfile.mkdtemp())
+        >>> spec, _ = store.register_model("acme", ModelSpec(name="m", task="binary"))
+        >>> def batch(*ids: str) -> pa.Table:
+        ...     rows = [{"id": i, "version": "v1", "timestamp": datetime(2026, 11, 1, tzinfo=UTC)}
+        ...             for i in ids]
+        ...     return pa.Table.from_pylist(rows, schema=empty_prediction_table(spec))
+        >>> [r.to_dict() for r in store.append_many("acme", "m", "predictions",
+        ...                                         [(batch("a", "b"), None), (batch("b"), None)])]
+        [{'accepted': 2, 'duplicates': 0}, {'accepted': 0, 'duplicates': 1}]
+        >>> store.close()
         """
         model_id, spec = self._model(tenant, model)
         staged = [duckdb_append.stage(spec, kind, table) for table, _ in batches]

@@ -59,12 +59,25 @@ class KeyedPlan:
 
 
 def answer(result: AppendResult, idem: Idempotency) -> dict[str, object]:
-    """The answer recorded with a key: the counts and the request's extra fields."""
+    """The answer recorded with a key: the counts and the request's extra fields.
+
+    >>> answer(AppendResult(3, 1), Idempotency("k", "h", {"coerced_to_null": 0}))
+    {'accepted': 3, 'duplicates': 1, 'coerced_to_null': 0}
+    """
     return {**result.to_dict(), **idem.extra}
 
 
 def only(outcomes: list[AppendResult | Recorded]) -> AppendResult:
-    """The outcome of a single batch; a batch whose key is recorded already is refused."""
+    """The outcome of a single batch; a batch whose key is recorded already is refused.
+
+    >>> only([AppendResult(2, 0)])
+    AppendResult(accepted=2, duplicates=0, unmatched=None)
+    >>> only([Recorded("h", {"accepted": 2, "duplicates": 0})])
+    Traceback (most recent call last):
+    ...
+    assay.errors.ConflictError: this Idempotency-Key is recorded already (ask idempotent_answer() \
+for the recorded answer)
+    """
     [outcome] = outcomes
     if isinstance(outcome, Recorded):
         raise ConflictError(
