@@ -116,20 +116,13 @@ class DuckDBStore:
                     f"{sql.SCHEMA_VERSION}",
                     hint="upgrade Assay; it will not start on a newer schema",
                 )
-            steps = dict(sql.MIGRATIONS)
+
+            def models() -> list[tuple[Any, str]]:
+                return list(cur.execute("SELECT model_id, spec FROM models").fetchall())
+
             for version in range(current + 1, sql.SCHEMA_VERSION + 1):
-                for statement in steps.get(version, []):
-                    cur.execute(statement.format(blob="BLOB"))
-                for statement in sql.DIALECT_MIGRATIONS.get(version, {}).get("duckdb", []):
+                for statement in sql.migration_statements(version, "duckdb", models):
                     cur.execute(statement)
-                if version in sql.PER_MODEL_MIGRATIONS:
-                    rekey = sql.PER_MODEL_MIGRATIONS[version]
-                    for model_id, spec in cur.execute(
-                        "SELECT model_id, spec FROM models"
-                    ).fetchall():
-                        model = ModelSpec.model_validate_json(spec)
-                        for statement in rekey(model, int(model_id), dialect="duckdb"):
-                            cur.execute(statement)
                 cur.execute("INSERT INTO assay_schema VALUES (?)", [version])
 
     def _check_version(self) -> None:

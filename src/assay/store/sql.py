@@ -149,6 +149,28 @@ DIALECT_MIGRATIONS: dict[int, dict[str, list[str]]] = {
 }
 
 
+def migration_statements(
+    version: int, dialect: str, models: Callable[[], list[tuple[Any, str]]]
+) -> list[str]:
+    """Every statement that brings a store to schema ``version`` from the one before.
+
+    ``models()`` answers the registered (model_id, spec JSON) rows, read only when the
+    migration rewrites each model's tables.
+
+    >>> migration_statements(3, "duckdb", lambda: [])
+    ['CREATE INDEX IF NOT EXISTS idempotency_by_key ON idempotency (idem_key)']
+    """
+    blob = "BYTEA" if dialect == "postgres" else "BLOB"
+    statements = [s.format(blob=blob) for s in dict(MIGRATIONS).get(version, [])]
+    statements += DIALECT_MIGRATIONS.get(version, {}).get(dialect, [])
+    if version in PER_MODEL_MIGRATIONS:
+        rewrite = PER_MODEL_MIGRATIONS[version]
+        for model_id, spec in models():
+            model = ModelSpec.model_validate_json(spec)
+            statements += rewrite(model, int(model_id), dialect=dialect)
+    return statements
+
+
 def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
     """(physical column, canonical Arrow name) of a prediction table, in order."""
     pairs = [("id", "id"), ("version", "version"), ("ts", "timestamp"), ("score", "score"),
