@@ -14,10 +14,11 @@ values, the decision and margins as params, the tags ``assay.kind=gate``,
 ``assay.decision``, ``assay.model``, ``assay.baseline_version`` and
 ``assay.candidate_version``, and the decision JSON plus the given files as artifacts.
 
->>> tracker = MlflowTracker("fraud-eval", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
->>> run_id = tracker.log_evaluation(result.to_dict(), model="fraud", version="7")  # doctest: +SKIP
->>> resolve_alias("fraud", "champion").version  # doctest: +SKIP
-'7'
+With a server at hand (the tests start a real ``mlflow server``)::
+
+    tracker = MlflowTracker("fraud-eval", tracking_uri="http://127.0.0.1:5000")
+    run_id = tracker.log_evaluation(result.to_dict(), model="fraud", version="7")
+    resolve_alias("fraud", "champion").version   # '7'
 """
 
 from __future__ import annotations
