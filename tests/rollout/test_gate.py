@@ -419,3 +419,19 @@ def test_mean_error_has_no_better_direction_and_is_refused() -> None:
     assert "mae" in str(err.value)
     d = assay.gate(table, table, task="regression", prediction="prediction", score=None)
     assert [c.metric for c in d.checks] == ["mae"]
+
+
+def test_sequential_segment_checks_need_only_segment_min_rows() -> None:
+    base, cand = segmented_arm(4000, 1, 0.6), segmented_arm(4000, 2, 0.0)
+    policy = GatePolicy.model_validate(
+        {
+            "min_rows": 1000,
+            "sequential": True,
+            "guardrails": [{"metric": "brier", "max_worsening": 0.01, "segment": "channel"}],
+            "segment_min_rows": 150,
+        }
+    )
+    d = assay.gate(base, cand, policy=policy)
+    partner = next(c for c in d.checks if c.label == "brier[channel=partner]").to_dict()
+    assert partner["test"] == "confidence_sequence" and partner["ci"] is not None
+    assert partner["outcome"] == "fail" and d.decision == "reject"

@@ -236,6 +236,7 @@ def _difference(
     cand: Arm,
     mode: str,
     alpha: float | None = None,
+    min_rows: int | None = None,
 ) -> Difference:
     common = {"task": spec.task, "threshold": spec.threshold, "alpha": alpha or rules.alpha}
     if mode == "paired":
@@ -245,7 +246,7 @@ def _difference(
         )  # fmt: skip
     arms = ((base.y_true, base.output), (cand.y_true, cand.output))
     if mode == "sequential":
-        return sequential_difference(metric, *arms, min_rows=rules.min_rows, **common)
+        return sequential_difference(metric, *arms, min_rows=min_rows or rules.min_rows, **common)
     return split_difference(metric, *arms, n_boot=rules.n_boot, seed=rules.seed, **common)
 
 
@@ -300,7 +301,7 @@ def _per_segment(
     for value in judged:
         b_mask, c_mask = masks[value]
         diff = _difference(
-            metric, spec, rules, base.subset(b_mask), cand.subset(c_mask), mode, alpha
+            metric, spec, rules, base.subset(b_mask), cand.subset(c_mask), mode, alpha, need
         )
         checks.append(
             check(
