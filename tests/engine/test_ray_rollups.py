@@ -321,3 +321,31 @@ def test_the_server_starts_a_local_runtime_on_first_use_and_shuts_it_down(
     store = DuckDBStore(tmp_path)
     assert stored(store) == in_process
     store.close()
+
+
+def test_get_evaluations_rebuilds_with_the_configured_engine(
+    ray_runtime: Any, events: Events, tmp_path: Path
+) -> None:
+    """`assay serve` with `engine: ray` sets app.state.rollups: GET /evaluations uses it."""
+    from fastapi.testclient import TestClient
+
+    from assay.cli.serve import build_app
+
+    filled(tmp_path, events).close()  # the data dir as a server finds it: every bucket dirty
+    app = build_app(tmp_path, None, {}, False)
+    executor = RayRollupExecutor(min_rows=0, task_rows=2_000)
+    app.state.rollups = executor
+    _, key = app.state.control.create_key(TENANT, "read", actor="test")
+    with TestClient(app) as client:
+        response = client.get(
+            "/v1/models/fraud/evaluations",
+            params={"version": "v1", "window": "1d"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert response.status_code == 200, response.text
+    assert executor.sent.buckets == 2 * HOURS  # every dirty bucket was built by Ray
+    day = (events.version == "v1") & (events.hour < 24)
+    assert_window(response.json()["windows"][0], sklearn_window(events, day))
+    executor.close()
+    app.state.store.close()
+    app.state.control.close()

@@ -63,6 +63,7 @@ def serve(
         )  # fmt: skip
         url = store or os.environ.get("ASSAY_STORE") or settings.get("store")
         app = build_app(directory, url, settings, metrics_public)
+        app.state.rollups = rollups  # GET /evaluations rebuilds with the same engine
         scheduler = dispatcher = None
         if monitoring is not None and monitoring.models:
             from assay.monitors.wiring import build_scheduler

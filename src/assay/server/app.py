@@ -67,6 +67,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
                   description="Continuous evaluation of ML models in production.")  # fmt: skip
     app.state.store, app.state.control, app.state.writer = store, control, writer
     app.state.telemetry = telemetry
+    app.state.rollups = None  # how dirty buckets are rebuilt (assay.yaml's engine:)
     app.add_exception_handler(AssayError, assay_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -209,7 +210,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
     ) -> dict[str, Any]:
         result = await writer.submit(lambda: evaluations.evaluate_windows(
             store, who.tenant, model, version=version, start=start, end=end, window=window,
-            segment=segment))  # fmt: skip
+            segment=segment, executor=app.state.rollups))  # fmt: skip
         telemetry.record_evaluation(who.tenant, model, result)
         await audit(who, "evaluation.run", model, {
             "version": version, "start": start, "end": end, "window": window,

@@ -66,8 +66,11 @@ def evaluate_windows(
     rule: DriftRule | None = None,
     seed: int = 0,
     range_bounds: Sequence[tuple[float, float]] = FULL_RANGE,
+    executor: RollupExecutor | None = None,
 ) -> dict[str, Any]:
     """Metrics, drift, data quality and label completeness per window (tumbling, UTC).
+
+    Dirty buckets are rebuilt first, by ``executor`` (default: in this process).
 
     Rollups hold whole hours, so ``start`` is rounded down and ``end`` up to the hour;
     each window reports the span it covers (clipped to that range). ``range_bounds``:
@@ -84,7 +87,7 @@ def evaluate_windows(
         start = _window_start(start, BUCKET)
     if end is not None and _window_start(end, BUCKET) != end and end < _LAST_HOUR:
         end = _window_start(end, BUCKET) + BUCKET
-    refresh_rollups(store, tenant, model)
+    refresh_rollups(store, tenant, model, executor=executor)
     rule = rule or DriftRule()
     reference = load_reference_states(store, tenant, model)
     overall = _by_window(store.load_rollups(tenant, model, version=version, start=start,
