@@ -124,6 +124,12 @@ class PayloadTooLargeError(InputError):
     http_status = 413
 
 
+class UnsupportedMediaTypeError(InputError):
+    """A request body in a format the route does not read (HTTP 415)."""
+
+    http_status = 415
+
+
 class OverloadedError(AssayError, RuntimeError):
     """The write queue is full: retry after ``retry_after`` seconds."""
 

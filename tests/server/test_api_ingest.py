@@ -600,3 +600,25 @@ def test_full_write_queue_answers_429_and_stays_bounded(
     assert ids == {e["id"] for b in batches[:2] for e in b}
     store.close()
     control.close()
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/x-www-form-urlencoded"])
+def test_a_body_of_another_media_type_is_a_415(
+    api: Api, admin: dict[str, str], content_type: str
+) -> None:
+    ev = make_events(5, 3)
+    body = json.dumps({"events": ev.predictions()})
+    response = api.client.post(
+        "/v1/models/fraud/predictions",
+        content=body,
+        headers={**admin, "Content-Type": content_type},
+    )
+    problem = assert_problem(response, 415)
+    assert problem["field"] == "Content-Type" and "application/json" in problem["detail"]
+    assert api.rows().num_rows == 0
+    # JSON with a charset parameter, or with no type at all, is read as JSON
+    for header in ({"Content-Type": "application/json; charset=utf-8"}, {}):
+        response = api.client.post(
+            "/v1/models/fraud/predictions", content=body, headers={**admin, **header}
+        )
+        assert response.status_code == 200, response.text

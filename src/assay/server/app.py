@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay import __version__
-from assay.errors import AssayError, InputError, PayloadTooLargeError
+from assay.errors import AssayError, InputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from assay.server.auth import Admin, Caller, Ingester, Reader, caller
 from assay.server.problems import (
     assay_error_handler,
@@ -39,6 +39,7 @@ from assay.service.ingest import IngestLimits, PreparedBatch
 from assay.store.base import EventKind, Store
 from assay.store.model import ModelSpec
 
+JSON_TYPES = ("application/json", "text/json")
 ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file",
                "application/vnd.apache.parquet", "application/x-parquet")  # fmt: skip
 
@@ -180,6 +181,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
         await run_in_threadpool(store.get_model, who.tenant, model)
         body = await _read_body(request, options.limits)
         content_type = request.headers.get("content-type", "")
+        _check_media_type(content_type)
         if content_type.startswith(ARROW_TYPES):
             table = ingest.read_arrow_body(body, content_type, IngestLimits(
                 max_body_bytes=options.limits.max_body_bytes, max_events=10**9))  # fmt: skip
@@ -246,8 +248,25 @@ async def _read_body(request: Request, limits: IngestLimits) -> bytes:
     return b"".join(chunks)
 
 
+def _check_media_type(content_type: str) -> None:
+    """JSON (also when no type is given), Arrow IPC or Parquet; anything else is a 415."""
+    media = content_type.split(";")[0].strip().lower()
+    if (
+        media
+        and media not in JSON_TYPES
+        and not media.endswith("+json")
+        and (not media.startswith(ARROW_TYPES))
+    ):
+        raise UnsupportedMediaTypeError(
+            f"cannot read a body of type {media!r}",
+            field="Content-Type",
+            hint="send application/json, " + ", ".join(ARROW_TYPES),
+        )
+
+
 def _prepare(spec: ModelSpec, kind: str, body: bytes, content_type: str,
              limits: IngestLimits) -> PreparedBatch:  # fmt: skip
+    _check_media_type(content_type)
     if content_type.startswith(ARROW_TYPES):
         table = ingest.read_arrow_body(body, content_type, limits)
         if kind == "predictions":
