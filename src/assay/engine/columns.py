@@ -88,6 +88,21 @@ def read_labeled(
     return _multiclass(spec, table, source, weight, segments)
 
 
+def class_probabilities(
+    spec: EvaluationSpec, table: pa.Table, classes: list[str], role: str
+) -> tuple[list[str], np.ndarray | None]:
+    """The classes in score-column order and their checked probabilities (None without)."""
+    if not spec.score:
+        return classes, None
+    classes, ordered = _match_score_columns(spec.score, classes)
+    proba = np.column_stack([_numeric(c, table.column(c), role) for c in ordered])
+    if ((proba < 0) | (proba > 1)).any():
+        raise ColumnTypeError(
+            "class probability columns must hold values in [0, 1]", field=ordered[0]
+        )
+    return classes, proba
+
+
 def _multiclass(
     spec: EvaluationSpec,
     table: pa.Table,
@@ -110,14 +125,7 @@ def _multiclass(
         set(np.unique(true_labels).tolist())
         | set(np.unique(pred_labels).tolist() if pred_labels is not None else [])
     )
-    proba = None
-    if spec.score:
-        classes, ordered = _match_score_columns(spec.score, classes)
-        proba = np.column_stack([_numeric(c, table.column(c), source.role) for c in ordered])
-        if ((proba < 0) | (proba > 1)).any():
-            raise ColumnTypeError(
-                "class probability columns must hold values in [0, 1]", field=ordered[0]
-            )
+    classes, proba = class_probabilities(spec, table, classes, source.role)
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(np.unique(true_labels).tolist()) - set(index))
     if unknown:

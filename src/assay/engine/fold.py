@@ -36,9 +36,8 @@ from assay.engine.columns import (
     LabeledColumns,
     _as_strings,
     _codes,
-    _match_score_columns,
-    _numeric,
     _weights,
+    class_probabilities,
     read_labeled,
 )
 from assay.engine.sources import open_source, to_float64
@@ -292,14 +291,7 @@ def _multiclass_labeled(plan: FoldPlan, table: pa.Table, rows: int) -> LabeledCo
     spec, classes = plan.spec, list(plan.classes or ())
     weight = _weights(spec, table) if spec.weight else None
     true_labels = _as_strings(table.column(spec.target))
-    proba = None
-    if spec.score:
-        classes, ordered = _match_score_columns(spec.score, classes)
-        proba = np.column_stack([_numeric(c, table.column(c), plan.role) for c in ordered])
-        if ((proba < 0) | (proba > 1)).any():
-            raise ColumnTypeError(
-                "class probability columns must hold values in [0, 1]", field=ordered[0]
-            )
+    classes, proba = class_probabilities(spec, table, classes, plan.role)
     index = {c: i for i, c in enumerate(classes)}
     y = _codes(true_labels, index)
     if spec.prediction:

@@ -41,7 +41,7 @@ from assay.store.base import (
     Rollup,
     VersionInfo,
 )
-from assay.store.keyed import only
+from assay.store.keyed import SingleBatchAppends
 from assay.store.model import ModelSpec
 
 DB_FILE = "assay.duckdb"
@@ -60,7 +60,7 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.
         cur.close()
 
 
-class DuckDBStore:
+class DuckDBStore(SingleBatchAppends):
     """:class:`~assay.store.base.Store` on a DuckDB file (``<data_dir>/assay.duckdb``)."""
 
     def __init__(self, data_dir: str | Path, *, read_only: bool = False):
@@ -218,22 +218,6 @@ class DuckDBStore:
         return [VersionInfo(r[0], int(r[1]), r[2], r[3]) for r in rows]
 
     # -- events --------------------------------------------------------------------------
-    def append_predictions(
-        self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
-    ) -> AppendResult:
-        """Insert the batch's new events in one transaction; mark their buckets dirty.
-
-        Events must be unique by (id, version) within ``events`` (the service removes
-        repeats first). A key already recorded with ``idempotency`` raises.
-        """
-        return only(self.append_many(tenant, model, "predictions", [(events, idempotency)]))
-
-    def append_labels(
-        self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
-    ) -> AppendResult:
-        """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
-        return only(self.append_many(tenant, model, "labels", [(labels, idempotency)]))
-
     def append_many(
         self,
         tenant: str,

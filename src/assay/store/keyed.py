@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
+
 from assay.errors import ConflictError
-from assay.store.base import AppendResult, Idempotency, Recorded
+from assay.store.base import AppendResult, EventKind, Idempotency, Recorded
 
 
 class KeyedPlan:
@@ -85,3 +87,32 @@ for the recorded answer)
             hint="ask idempotent_answer() for the recorded answer",
         )  # fmt: skip
     return outcome
+
+
+class SingleBatchAppends:
+    """``append_predictions`` / ``append_labels``: one batch through ``append_many``."""
+
+    def append_many(
+        self,
+        tenant: str,
+        model: str,
+        kind: EventKind,
+        batches: Sequence[tuple[pa.Table, Idempotency | None]],
+    ) -> list[AppendResult | Recorded]:
+        raise NotImplementedError  # pragma: no cover - each store implements it
+
+    def append_predictions(
+        self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Insert the batch's new events in one transaction; mark their buckets dirty.
+
+        Events must be unique by (id, version) within ``events`` (the service removes
+        repeats first). A key already recorded with ``idempotency`` raises.
+        """
+        return only(self.append_many(tenant, model, "predictions", [(events, idempotency)]))
+
+    def append_labels(
+        self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
+    ) -> AppendResult:
+        """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
+        return only(self.append_many(tenant, model, "labels", [(labels, idempotency)]))

@@ -50,7 +50,7 @@ from assay.store.base import (
     empty_prediction_table,
     label_schema,
 )
-from assay.store.keyed import KeyedPlan, only
+from assay.store.keyed import KeyedPlan, SingleBatchAppends
 from assay.store.model import ModelSpec
 from assay.store.pg_append import append_labels as _append_labels
 from assay.store.pg_append import append_predictions as _append_predictions
@@ -80,7 +80,7 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-class PostgresStore:
+class PostgresStore(SingleBatchAppends):
     """:class:`~assay.store.base.Store` on a PostgreSQL database given by a libpq URL.
 
     ``url`` is any libpq connection string (``postgresql://user@host/db`` or
@@ -273,18 +273,6 @@ class PostgresStore:
         return [VersionInfo(r[0], int(r[1]), _utc(r[2]), _utc(r[3])) for r in rows]
 
     # -- events --------------------------------------------------------------------------
-    def append_predictions(
-        self, tenant: str, model: str, events: pa.Table, idempotency: Idempotency | None = None
-    ) -> AppendResult:
-        """Insert the batch's new ids in one transaction; mark their buckets dirty."""
-        return only(self.append_many(tenant, model, "predictions", [(events, idempotency)]))
-
-    def append_labels(
-        self, tenant: str, model: str, labels: pa.Table, idempotency: Idempotency | None = None
-    ) -> AppendResult:
-        """Insert new labels in one transaction; mark the matched predictions' buckets dirty."""
-        return only(self.append_many(tenant, model, "labels", [(labels, idempotency)]))
-
     def append_many(
         self,
         tenant: str,
