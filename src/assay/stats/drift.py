@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from assay.stats.kolmogorov import kolmogorov_sf
 from assay.stats.state import State
 
 PSI_QUANTILES = np.arange(1, 10) / 10.0
@@ -184,7 +185,7 @@ def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
         if exact is not None:
             return exact
     en = n1 * n2 / (n1 + n2)
-    return d, float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    return d, kolmogorov_sf(d, round(en))
 
 
 def _exact_ks(d: float, n1: int, n2: int) -> tuple[float, float] | None:
