@@ -405,35 +405,56 @@ def measure(name: str, rows: int, data_dir: Path, repeat: int) -> Measured:
 
 
 def targets(rows: int, by_name: dict[str, Measured]) -> list[tuple[str, bool]]:
-    """The targets that apply at ``rows`` and whether they are met."""
+    """The targets that apply at ``rows`` and whether they are met, on both readings."""
     floor, base, mine = by_name["floor"], by_name["baseline"], by_name["assay"]
-    ratio, speedup = mine.seconds / floor.seconds, base.seconds / mine.seconds
     out: list[tuple[str, bool]] = []
-    if rows == 1_000_000:
-        out.append((f"assay ≤ 2× floor (is {ratio:.2f}×)", ratio <= 2.0))
-        out.append((f"assay ≥ 5× faster than baseline (is {speedup:.2f}×)", speedup >= 5.0))
-    elif rows == 10_000_000:
-        out.append((f"assay ≤ 2× floor (is {ratio:.2f}×)", ratio <= 2.0))
+    for reading, pick in READINGS:
+        ratio = pick(mine) / pick(floor)
+        speedup = pick(base) / pick(mine)
+        if rows in (1_000_000, 10_000_000):
+            out.append((f"assay ≤ 2× floor, {reading} (is {ratio:.2f}×)", ratio <= 2.0))
+        if rows == 1_000_000:
+            text = f"assay ≥ 5× faster than baseline, {reading} (is {speedup:.2f}×)"
+            out.append((text, speedup >= 5.0))
+    if rows == 10_000_000:
         out.append((f"assay peak RSS ≤ 2 GiB (is {mine.rss_mib:,.0f} MiB)", mine.rss_mib <= 2048))
     return out
 
 
+# the two readings of each contender: its first run in a fresh process (what a one-off
+# ``assay evaluate`` costs, memory first touched and pools cold) and its best warm repeat
+READINGS: list[tuple[str, Callable[[Measured], float]]] = [
+    ("first run", lambda m: m.all_seconds[0]),
+    ("warm", lambda m: m.seconds),
+]
+
+
 def table_rows(results: list[Measured]) -> list[list[str]]:
     """The cells of the result table."""
-    floor = next(r for r in results if r.name == "floor").seconds
+    floor = next(r for r in results if r.name == "floor")
     return [
         [
             r.name,
             f"{r.rows:,}",
+            f"{r.all_seconds[0]:.3f}",
+            f"{r.all_seconds[0] / floor.all_seconds[0]:.2f}×",
             f"{r.seconds:.3f}",
-            f"{r.seconds / floor:.2f}×",
+            f"{r.seconds / floor.seconds:.2f}×",
             f"{r.rss_mib:,.0f}",
         ]
         for r in results
     ]
 
 
-HEADERS = ["contender", "rows", "seconds", "× floor", "peak RSS MiB"]
+HEADERS = [
+    "contender",
+    "rows",
+    "first run s",
+    "× floor",
+    "warm s",
+    "× floor",
+    "peak RSS MiB",
+]
 
 
 def print_table(results: list[Measured], repeat: int) -> None:
@@ -450,10 +471,13 @@ def print_table(results: list[Measured], repeat: int) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     by_name = {r.name: r for r in results}
+    base_s, mine_s = by_name["baseline"], by_name["assay"]
     print(
-        f"assay vs baseline speed-up: {by_name['baseline'].seconds / by_name['assay'].seconds:.2f}×"
+        "assay vs baseline speed-up: "
+        f"{base_s.all_seconds[0] / mine_s.all_seconds[0]:.2f}× first run, "
+        f"{base_s.seconds / mine_s.seconds:.2f}× warm"
     )
-    print(f"(best of {repeat}; each contender in a fresh process)")
+    print(f"(warm: best of {repeat}; each contender in a fresh process)")
     for text, ok in targets(results[0].rows, by_name):
         print(f"target {'met   ' if ok else 'MISSED'}: {text}")
     base, mine = by_name["baseline"].check, by_name["assay"].check
@@ -531,8 +555,10 @@ same files, each in a fresh process:
   segments=["segment"])`: the same metrics with 95% intervals, metrics of the reference window,
   curves, drift of every feature and of the score, drift rule applied.
 
-*seconds* is the best wall time of the repeats (files in the OS page cache), *× floor* is seconds
-divided by the floor's, *peak RSS* is `ru_maxrss` of the contender's process (interpreter and
+*first run s* is the wall time of the contender's first run in its fresh process (what a one-off
+`assay evaluate` costs: memory first touched, thread pools cold, files in the OS page cache);
+*warm s* is the best of the repeats in that process; each *× floor* divides by the floor's time
+in the same reading. *peak RSS* is `ru_maxrss` of the contender's process (interpreter and
 imports included). The load average shows whether other work shared the machine.
 
 Targets: at 1M rows, assay ≤ 2× floor and ≥ 5× faster than the baseline; at 10M rows, assay
@@ -549,8 +575,13 @@ def record(results: list[Measured], repeat: int, load: tuple[str, str]) -> None:
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "|".join(["---", *["---:"] * (len(HEADERS) - 1)]) + "|")
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(results)]
-    speedup = by_name["baseline"].seconds / by_name["assay"].seconds
-    lines += ["", f"assay vs baseline speed-up: **{speedup:.2f}×** (best of {repeat})."]
+    base, mine = by_name["baseline"], by_name["assay"]
+    first, warm = base.all_seconds[0] / mine.all_seconds[0], base.seconds / mine.seconds
+    lines += [
+        "",
+        f"assay vs baseline speed-up: **{first:.2f}×** first run, **{warm:.2f}×** warm "
+        f"(best of {repeat}).",
+    ]
     runs = "; ".join(f"{r.name} " + " / ".join(f"{t:.2f}" for t in r.all_seconds) for r in results)
     source = by_name["assay"].check.get("source", "unknown")
     lines += ["", f"Every run (s): {runs}."]
