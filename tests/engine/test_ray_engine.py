@@ -176,7 +176,7 @@ def test_a_data_set_larger_than_the_workers_memory_completes(
     (``ray_options={"worker_memory": ...}``). Each window is 600,000 rows × 26 columns
     (119 MiB as Arrow, 238 MiB for both windows: 3.7× what the two workers may hold
     together). With fixed-size states it completes; with exact states, which keep every
-    value, the same cap is hit: proof that the cap is real.
+    value, the same cap is hit by a partition of half the rows: proof that the cap is real.
     """
     rng = np.random.default_rng(9)
     n = 600_000
@@ -197,8 +197,10 @@ def test_a_data_set_larger_than_the_workers_memory_completes(
                        ray_options=options, **kwargs)  # fmt: skip
     assert result["rows"] == {"current": n, "reference": n}
     assert len(result["drift"]) == 24
+    # two partitions of 300,000 rows: their exact states alone (24 × 8 bytes a row) are 55 MiB
+    exact = {**options, "partitions": 2}
     with pytest.raises(MemoryError):
-        _evaluate(str(folder), reference=str(folder), engine="ray", ray_options=options, **kwargs)
+        _evaluate(str(folder), reference=str(folder), engine="ray", ray_options=exact, **kwargs)
 
 
 def test_a_bad_value_in_one_partition_raises_the_typed_error(

@@ -229,7 +229,7 @@ def _fold_partition(
         batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
         folded = fold_batches(plan, batches)
         result: Folded | _Boxed = folded
-        info["state_bytes"] = len(folded.to_bytes())  # what the partition's states weigh
+        info["state_bytes"] = folded.serialized_size()  # what the partition's states weigh
     except AssayError as err:
         result = _box(err)
         info["error"] = str(err)
@@ -343,6 +343,7 @@ def evaluate_on_ray(
     cur_fold, ref_fold = folds[0], (folds[1] if len(folds) > 1 else None)
     for fold, plan in zip(folds, (p for _, p in windows), strict=True):
         _check_rows(fold, plan)
+
     def all_metrics() -> dict[str, Any]:  # one job: both windows' temporaries never coexist
         metrics = finish_metrics(spec, cur_fold.folded, segments=True)
         if ref_fold is not None and windows[1][1].metrics:

@@ -136,18 +136,26 @@ class Folded:
 
     def to_bytes(self) -> bytes:
         """Serialise: a JSON header, then each state's own bytes (no pickle)."""
-        blobs: list[bytes] = []
-        entries: list[list[Any]] = []
-        for key, states in self.metrics.items():
-            entries.append(["metrics", [list(p) for p in key], len(states)])
-            blobs += [s.to_bytes() for s in states]
-        for section in ("drift", "prediction"):
-            for name, state in getattr(self, section).items():
-                entries.append([section, name, 1])
-                blobs.append(state.to_bytes())
-        head = json.dumps({"rows": self.rows, "labeled": self.labeled, "entries": entries,
-                           "sizes": [len(b) for b in blobs]}).encode()  # fmt: skip
+        blobs = [state.to_bytes() for state in self._states()]
+        head = self._header([len(b) for b in blobs])
         return b"".join([len(head).to_bytes(8, "little"), head, *blobs])
+
+    def serialized_size(self) -> int:
+        """``len(self.to_bytes())``, without building the bytes."""
+        sizes = [state.serialized_size() for state in self._states()]
+        return 8 + len(self._header(sizes)) + sum(sizes)
+
+    def _states(self) -> list[State]:
+        states = [s for group in self.metrics.values() for s in group]
+        return [*states, *self.drift.values(), *self.prediction.values()]
+
+    def _header(self, sizes: list[int]) -> bytes:
+        entries: list[list[Any]] = [["metrics", [list(p) for p in key], len(states)]
+                                    for key, states in self.metrics.items()]  # fmt: skip
+        entries += [[section, name, 1] for section in ("drift", "prediction")
+                    for name in getattr(self, section)]  # fmt: skip
+        return json.dumps({"rows": self.rows, "labeled": self.labeled, "entries": entries,
+                           "sizes": sizes}).encode()  # fmt: skip
 
     @staticmethod
     def from_bytes(blob: bytes) -> Folded:

@@ -17,7 +17,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from assay.stats.kolmogorov import kolmogorov_sf
 from assay.stats.state import State
@@ -369,4 +368,6 @@ def chi2_homogeneity(table: np.ndarray) -> tuple[float, float, int]:
     if dof == 0:
         return 0.0, 1.0, 0
     stat = float(np.sum((table - expected) ** 2 / expected))
+    from scipy import stats as sps  # lazily: scipy.stats is slow to import
+
     return stat, float(sps.chi2.sf(stat, dof)), int(dof)

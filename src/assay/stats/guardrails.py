@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2
 
 from assay.errors import EmptyInputError, InputError
 from assay.stats.compare import Difference, as_float, check_alpha, undefined
@@ -183,6 +182,8 @@ def sample_ratio_mismatch(
     expected = shares / shares.sum() * total
     statistic = float(np.sum((counts - expected) ** 2 / expected))
     dof = int(counts.size - 1)
+    from scipy.stats import chi2  # lazily: scipy.stats is slow to import
+
     p_value = float(chi2.sf(statistic, dof))
     return {
         "statistic": statistic,

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 Interval = tuple[float, float]
 CONFIDENCE = 0.95
@@ -19,6 +18,8 @@ CONFIDENCE = 0.95
 
 def z_value(confidence: float = CONFIDENCE) -> float:
     """Two-sided standard-normal quantile for ``confidence``."""
+    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+
     return float(norm.ppf(0.5 + confidence / 2.0))
 
 

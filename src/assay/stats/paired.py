@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom, chi2, norm, rankdata
 
 from assay.errors import InputError
 from assay.stats.compare import (
@@ -105,9 +104,13 @@ def mcnemar_p_value(only_base: int, only_cand: int) -> tuple[float, str]:
     if discordant == 0:
         return 1.0, "mcnemar_exact"
     if discordant < EXACT_BELOW:
+        from scipy.stats import binom  # lazily: scipy.stats is slow to import
+
         tail = float(binom.cdf(min(only_base, only_cand), discordant, 0.5))
         return min(1.0, 2.0 * tail), "mcnemar_exact"
     statistic = (only_base - only_cand) ** 2 / discordant
+    from scipy.stats import chi2  # lazily: scipy.stats is slow to import
+
     return float(chi2.sf(statistic, 1)), "mcnemar_chi2"
 
 
@@ -186,6 +189,8 @@ def delong_components(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.
     """
     positive = y == 1
     n_pos, n_neg = int(np.count_nonzero(positive)), int(np.count_nonzero(~positive))
+    from scipy.stats import rankdata  # lazily: scipy.stats is slow to import
+
     ranks = rankdata(score)
     v10 = (ranks[positive] - rankdata(score[positive])) / n_neg
     v01 = 1.0 - (ranks[~positive] - rankdata(score[~positive])) / n_pos
@@ -232,6 +237,8 @@ def normal_test(diff: float, var: float, alpha: float) -> tuple[tuple[float, flo
     if var <= 0:
         return (diff, diff), (1.0 if diff == 0 else 0.0)
     se = float(np.sqrt(var))
+    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+
     half = float(norm.ppf(1 - alpha / 2)) * se
     return (diff - half, diff + half), float(2 * norm.sf(abs(diff) / se))
 

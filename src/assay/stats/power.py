@@ -30,8 +30,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy.stats import norm
-
 from assay.errors import InputError
 from assay.stats.compare import MEAN_LOSSES, ROW_SETS, check_alpha
 from assay.stats.sequential import boundary
@@ -108,6 +106,8 @@ def sample_size(
             field="sequential",
             hint="drop --paired / use --alternative two-sided",
         )
+    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+
     z_a = float(norm.ppf(1 - alpha / 2 if two_sided else 1 - alpha))
     z_b = float(norm.ppf(power))
     inputs = {

@@ -26,8 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from assay.errors import InputError
 from assay.stats.compare import (
@@ -151,6 +149,8 @@ def welch(
     else:
         df = se2 * se2 / (se_b * se_b / (n_b - 1) + se_c * se_c / (n_c - 1))
         se = float(np.sqrt(se2))
+        from scipy.stats import t as student_t  # lazily: scipy.stats is slow to import
+
         half = float(student_t.ppf(1 - alpha / 2, df)) * se
         ci, p_value = (diff - half, diff + half), float(2 * student_t.sf(abs(diff) / se, df))
     return Difference(metric, m_b, m_c, diff, ci, p_value, test, round(n_b), round(n_c), alpha)
@@ -176,6 +176,8 @@ def two_proportion_test(
     var0 = pooled * (1 - pooled) * (1 / n_b + 1 / n_c)
     if var0 <= 0:
         return ci, 1.0 if diff == 0 else 0.0
+    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+
     return ci, float(2 * norm.sf(abs(diff) / np.sqrt(var0)))
 
 

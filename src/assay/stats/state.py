@@ -88,15 +88,22 @@ class State:
         each array's name, dtype and shape), then the arrays' raw bytes in order.
         """
         arrays = {k: np.require(v, requirements="C") for k, v in self.data.items()}
+        head = self._header()
+        return b"".join([_MAGIC, len(head).to_bytes(4, "little"), head,
+                         *(v.tobytes() for v in arrays.values())])  # fmt: skip
+
+    def serialized_size(self) -> int:
+        """``len(self.to_bytes())``, without building the bytes."""
+        return len(_MAGIC) + 4 + len(self._header()) + self.nbytes()
+
+    def _header(self) -> bytes:
         header = {
             "kind": self.kind,
             "version": self.version,
             "params": self.params,
-            "arrays": [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()],
+            "arrays": [[k, v.dtype.str, list(v.shape)] for k, v in self.data.items()],
         }
-        head = json.dumps(header, separators=(",", ":")).encode()
-        return b"".join([_MAGIC, len(head).to_bytes(4, "little"), head,
-                         *(v.tobytes() for v in arrays.values())])  # fmt: skip
+        return json.dumps(header, separators=(",", ":")).encode()
 
     @staticmethod
     def from_bytes(blob: bytes) -> State:
