@@ -305,3 +305,21 @@ def test_cli_json_is_valid_for_undefined_metrics(make_binary: Any, tmp_path: Pat
     store = data["metrics"]["by_segment"]["channel"]["store"]
     assert store["roc_auc"] is None and store["undefined"]["roc_auc"]
     json.dumps(data, allow_nan=False)
+
+
+def test_serve_rejects_an_unknown_server_setting(tmp_path: Path) -> None:
+    config = tmp_path / "assay.yaml"
+    config.write_text("server:\n  idempotency_hour: 12\n")  # a typo of idempotency_hours
+    result = invoke(["serve", "--config", config, "--data-dir", tmp_path / "data"])
+    assert result.exit_code == 2
+    line = assert_one_error_line(result.stderr, "server.idempotency_hour")
+    assert "idempotency_hours" in line  # the hint lists the known settings
+    assert not (tmp_path / "data").exists()  # nothing opened
+
+
+def test_serve_rejects_a_bad_server_number(tmp_path: Path) -> None:
+    config = tmp_path / "assay.yaml"
+    config.write_text("server:\n  queue_capacity: many\n")
+    result = invoke(["serve", "--config", config, "--data-dir", tmp_path / "data"])
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "server.queue_capacity")

@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 import pytest
 
 from assay.control import open_control_store
+from assay.errors import ConfigError
 from assay.server.app import ServerOptions, create_app
 from assay.store.duckdb_store import DuckDBStore
 
@@ -519,6 +521,42 @@ def test_idempotency_keys_belong_to_one_tenant(api: Api, admin: dict[str, str]) 
     # the same key and body in another tenant is a new batch there
     assert post(api, {**beta, "Idempotency-Key": "k"}, events).json()["accepted"] == 4
     assert api.rows("beta").num_rows == 4
+
+
+def test_old_idempotency_keys_are_forgotten(make_api: ApiFactory) -> None:
+    """Answers older than server.idempotency_hours are deleted, checked every
+    server.idempotency_prune_seconds when a batch with a key commits."""
+    ttl = 0.5  # seconds
+    api = make_api({"idempotency_hours": ttl / 3600, "idempotency_prune_seconds": 1e-6})
+    admin = api.key("acme", "admin")
+    api.register(admin)
+    ev = make_events(23, 6)
+    assert (
+        post(api, {**admin, "Idempotency-Key": "old"}, ev.predictions(range(3))).json()["accepted"]
+        == 3
+    )
+    assert api.store.idempotent_answer("acme", "old") is not None  # younger than ttl
+    time.sleep(ttl + 0.1)
+    assert (
+        post(api, {**admin, "Idempotency-Key": "new"}, ev.predictions(range(3, 6))).json()[
+            "accepted"
+        ]
+        == 3
+    )
+    assert api.store.idempotent_answer("acme", "old") is None  # pruned after that answer
+    assert api.store.idempotent_answer("acme", "new") is not None
+    assert api.app.state.idempotency_pruned >= 1
+    assert api.rows().num_rows == 6  # the events stay
+    # the forgotten key takes another body now; its events are duplicates, not stored twice
+    again = post(api, {**admin, "Idempotency-Key": "old"}, ev.predictions(range(4)))
+    assert again.status_code == 200 and again.json()["duplicates"] == 4
+
+
+@pytest.mark.parametrize("value", [0, -1, "a day", True])
+def test_a_bad_idempotency_retention_is_a_config_error(make_api: ApiFactory, value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"server\.idempotency_hours") as caught:
+        make_api({"idempotency_hours": value})
+    assert caught.value.field == "server.idempotency_hours"
 
 
 def test_replayed_batches_are_not_counted_again_in_metrics(api: Api, admin: dict[str, str]) -> None:

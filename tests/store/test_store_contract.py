@@ -456,6 +456,25 @@ def test_idempotency_answer_is_recorded_with_the_batch(store: Any) -> None:
     assert store.idempotent_answer("globex", "k1") is None
 
 
+def test_old_idempotency_answers_are_pruned_and_the_events_stay(store: Any) -> None:
+    store.register_model("acme", BINARY)
+    batch = predictions(BINARY, row("a", at(1)), row("b", at(2)))
+    store.append_predictions("acme", "fraud", batch, Idempotency("k1", "h1", {}))
+    store.append_labels("acme", "fraud", labels(BINARY, ("a", 1.0, at(3))),
+                        Idempotency("k2", "h2", {}))  # fmt: skip
+    now = datetime.now(UTC)
+    assert store.prune_idempotency(now - timedelta(hours=1)) == 0  # both are newer
+    assert store.idempotent_answer("acme", "k1") is not None
+    assert store.prune_idempotency(now + timedelta(minutes=1)) == 2
+    assert store.idempotent_answer("acme", "k1") is None
+    assert store.idempotent_answer("acme", "k2") is None
+    assert len(store.scan("acme", "fraud")) == 2  # the events themselves are kept
+    # the key is free again; its events are duplicates now, never stored twice
+    again = store.append_predictions("acme", "fraud", batch, Idempotency("k1", "h9", {}))
+    assert again.to_dict() == {"accepted": 0, "duplicates": 2}
+    assert store.idempotent_answer("acme", "k1") == ("h9", {"accepted": 0, "duplicates": 2})
+
+
 def test_a_reused_idempotency_key_rolls_the_whole_batch_back(store: Any) -> None:
     store.register_model("acme", BINARY)
     key = Idempotency("k1", "h1", {})

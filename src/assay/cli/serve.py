@@ -28,7 +28,21 @@ def load_server_config(path: Path | None) -> dict[str, Any]:
     section = document.get("server", {}) if isinstance(document, dict) else None
     if not isinstance(section, dict):
         raise ConfigError("the config's 'server' key must be a mapping", field="server")
+    unknown = sorted(set(section) - set(SERVER_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"unknown server setting {unknown[0]!r}",
+            field=f"server.{unknown[0]}",
+            hint="the server: section takes " + ", ".join(SERVER_SETTINGS),
+        )
     return section
+
+
+SERVER_SETTINGS = (
+    "data_dir", "store", "log_level", "metrics_public", "max_body_bytes", "max_events",
+    "max_string_length", "max_future_seconds", "queue_capacity", "idempotency_hours",
+    "idempotency_prune_seconds",
+)  # fmt: skip
 
 
 def serve(
@@ -98,19 +112,31 @@ def build_app(directory: Path, url: str | None, settings: dict[str, Any],
     from assay.store import open_store
 
     known = ("max_body_bytes", "max_events", "max_string_length")
-    limits = IngestLimits(**{k: int(settings[k]) for k in known if k in settings})
+    limits = IngestLimits(**{k: int(_setting(settings, k, 0)) for k in known if k in settings})
     if "max_future_seconds" in settings:
         limits = replace(
-            limits, max_future=timedelta(seconds=float(settings["max_future_seconds"]))
+            limits, max_future=timedelta(seconds=_setting(settings, "max_future_seconds", 0))
         )
     options = ServerOptions(
         limits=limits,
-        queue_capacity=int(settings.get("queue_capacity", 64)),
+        queue_capacity=int(_setting(settings, "queue_capacity", 64)),
         metrics_public=metrics_public or bool(settings.get("metrics_public", False)),
+        idempotency_ttl=timedelta(hours=_setting(settings, "idempotency_hours", 24)),
+        prune_every_seconds=_setting(settings, "idempotency_prune_seconds", 600),
     )
     data_store = open_store(directory, url)
     control = open_control_store(url if url else directory)
     return create_app(data_store, control, options)
+
+
+def _setting(settings: dict[str, Any], key: str, default: float) -> float:
+    """A positive number of the ``server:`` section, or a ConfigError naming it."""
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(
+            f"server.{key} must be a positive number, got {value!r}", field=f"server.{key}"
+        )
+    return float(value)
 
 
 def run_monitors(

@@ -11,13 +11,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,7 +33,7 @@ from assay.server.problems import (
 )
 from assay.server.rollouts import add_rollout_routes
 from assay.server.telemetry import Telemetry
-from assay.server.writer import WriteQueue
+from assay.server.writer import Every, WriteQueue
 from assay.service import evaluations, ingest
 from assay.service.commit import IngestJob, Outcome, commit_jobs
 from assay.service.ingest import IngestLimits, PreparedBatch
@@ -51,6 +52,10 @@ class ServerOptions:
     limits: IngestLimits = field(default_factory=IngestLimits)
     queue_capacity: int = 64
     metrics_public: bool = False
+    # an Idempotency-Key's answer is kept this long; older ones are deleted every
+    # ``prune_every_seconds`` (checked when a batch with a key commits)
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    prune_every_seconds: float = 600.0
 
 
 def create_app(store: Store, control: Any, options: ServerOptions | None = None) -> FastAPI:
@@ -156,6 +161,8 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
             if not replayed:  # a replay stores nothing: its events were counted the first time
                 telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
                 telemetry.count_events(who.tenant, model, kind, "duplicate", answer["duplicates"])
+            if idem_key is not None and pruning.due():  # after the answer is sent
+                return JSONResponse(answer, background=BackgroundTask(prune_idempotency))
             return JSONResponse(answer)
         except AssayError as err:
             status = err.http_status
@@ -166,6 +173,18 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
 
     def commit_group(jobs: list[IngestJob]) -> list[Outcome]:
         return commit_jobs(store, jobs)
+
+    pruning = Every(options.prune_every_seconds)
+    app.state.idempotency_pruned = 0
+
+    async def prune_idempotency() -> None:
+        before = datetime.now(UTC) - options.idempotency_ttl
+        try:  # on the writer thread, in turn with the batches
+            app.state.idempotency_pruned += await writer.submit(
+                lambda: store.prune_idempotency(before)
+            )
+        except Exception:  # a full queue or a store hiccup: the next due prune catches up
+            pruning.reset()
 
     @app.post("/v1/models/{model}/predictions", tags=["events"])
     async def post_predictions(model: str, request: Request, who: Ingester) -> JSONResponse:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -159,3 +160,30 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+class Every:
+    """A chore due once every ``seconds`` (monotonic clock); ``due()`` claims it.
+
+    >>> chore = Every(3600)
+    >>> chore.due(), chore.due()
+    (False, False)
+    >>> Every(0).due()
+    True
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        """True (once) when ``seconds`` have passed since the last claim."""
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+    def reset(self) -> None:
+        """Make the chore due again at once (its last run failed)."""
+        self._last = -float("inf")

@@ -144,6 +144,9 @@ class Store(Protocol):
     def idempotent_answer(self, tenant: str, key: str) -> tuple[str, dict[str, Any]] | None:
         """(body hash, answer) recorded for an ``Idempotency-Key``, if any."""
 
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the ``Idempotency-Key`` answers recorded before ``before``; how many."""
+
     def scan(
         self,
         tenant: str,

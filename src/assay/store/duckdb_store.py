@@ -274,6 +274,14 @@ class DuckDBStore(SingleBatchAppends):
         )
         return None if row is None else (row[0], json.loads(row[1]))
 
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the ``Idempotency-Key`` answers recorded before ``before``; how many."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                "DELETE FROM idempotency WHERE created_at < ? RETURNING 1", [before]
+            ).fetchall()
+        return len(row)
+
     def scan(
         self,
         tenant: str,

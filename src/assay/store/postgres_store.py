@@ -316,6 +316,15 @@ class PostgresStore(SingleBatchAppends):
         )
         return None if not rows else (rows[0][0], json.loads(rows[0][1]))
 
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the ``Idempotency-Key`` answers recorded before ``before``; how many."""
+
+        def prune(cur: psycopg.Cursor) -> int:
+            cur.execute("DELETE FROM idempotency WHERE created_at < %s", [before])
+            return cur.rowcount
+
+        return self._write(prune)
+
     def scan(
         self,
         tenant: str,
