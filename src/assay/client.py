@@ -304,9 +304,10 @@ class Client:
         """Send prediction events in batches; returns the summed answer.
 
         ``data``: dicts in the JSON event shape (``id``, ``version``, ``timestamp``,
-        ``score``, ``prediction``, ``features``, ``segments``), or a pandas / polars
-        DataFrame, pyarrow Table / RecordBatch or iterable of record batches with flat
-        columns. ``progress`` is called with the number of events of each committed batch.
+        ``score``, ``prediction``, ``features``, ``segments``; ``scores`` of every class
+        for a multiclass model), or a pandas / polars DataFrame, pyarrow Table /
+        RecordBatch or iterable of record batches with flat columns (``scores.<class>``).
+        ``progress`` is called with the number of events of each committed batch.
 
         Example::
 

@@ -91,6 +91,13 @@ def _event(rng: random.Random, spec: ModelSpec, kind: str, odd: bool) -> Any:
             )
     for name in spec.segments:
         event["segments"][name] = _pick(rng, ["web", "app", None], STRINGS, odd)
+    scored = spec.task == "multiclass" or (odd and rng.random() < 0.05)
+    if scored and rng.random() < 0.6:  # class probabilities: every class, or some, or others
+        cat = _pick(rng, [0.25, 0.5, 1, 0], [1.5, -0.1, True, "0.5", None], odd)
+        scores = {"cat": cat, "dog": 0.5}
+        if odd and rng.random() < 0.2:
+            scores = rng.choice([{"cat": 0.5}, {"cow": 0.5, "cat": 0.5, "dog": 0.0}, [0.5], 1])
+        event["scores"] = scores
     for optional in ("latency_ms", "error"):
         if rng.random() < 0.3:
             event[optional] = _pick(rng, [12.5, 0, 1, True, False, None], [-1, "x", True], odd)

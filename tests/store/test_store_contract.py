@@ -55,6 +55,7 @@ SCAN_TYPES = {
         ("id", pa.string()), ("version", pa.string()), ("timestamp", TS),
         ("score", pa.float64()), ("prediction", pa.string()), ("feature.size", pa.float64()),
         ("latency_ms", pa.float64()), ("error", pa.float64()),
+        ("scores.cat", pa.float64()), ("scores.dog", pa.float64()),
         ("label", pa.string()), ("label_timestamp", TS),
     ],
     "price": [
@@ -619,7 +620,7 @@ def test_a_version_2_store_is_migrated_keeping_its_data(backend: Any) -> None:
         backend.execute("DROP INDEX idempotency_by_key")
     backend.execute("DELETE FROM assay_schema WHERE version > 2")
     store = backend.open()
-    assert store.schema_version() == 3 == sql.SCHEMA_VERSION
+    assert store.schema_version() == sql.SCHEMA_VERSION
     assert store.scan("acme", "fraud").to_pylist() == scanned(
         BINARY, row("a", at(1), score=0.4, label=1.0, label_timestamp=at(2)), row("b", T0 + HOUR)
     )  # fmt: skip
@@ -638,6 +639,40 @@ def test_a_version_2_store_is_migrated_keeping_its_data(backend: Any) -> None:
         finally:
             con.close()
         assert found == [("[idem_key]",)]
+
+
+def test_a_version_3_store_is_migrated_with_class_score_columns(backend: Any) -> None:
+    """Multiclass models registered before events carried class probabilities gain one
+    column per class; their stored predictions keep their values, with no scores."""
+    store = backend.open()
+    store.register_model("acme", MULTICLASS)
+    store.register_model("acme", BINARY)
+    store.append_predictions("acme", "zoo", predictions(MULTICLASS,
+                             row("a", at(1), prediction="cat", feature__size=2.0)))  # fmt: skip
+    store.close()
+    if backend.name == "postgres":  # the version 3 layout: no class score columns
+        backend.execute("ALTER TABLE p_1 DROP COLUMN c_0, DROP COLUMN c_1")
+    else:  # DuckDB drops no column of an indexed table: the table is rebuilt without them
+        backend.execute(
+            "DROP INDEX p_1_ts; CREATE TABLE p_1_old AS SELECT * EXCLUDE (c_0, c_1) FROM p_1; "
+            "DROP TABLE p_1; CREATE TABLE p_1 (id VARCHAR NOT NULL, version VARCHAR NOT NULL, "
+            "ts TIMESTAMPTZ NOT NULL, score DOUBLE, prediction VARCHAR, f_0 DOUBLE, "
+            "latency_ms DOUBLE, error DOUBLE, received_at TIMESTAMPTZ NOT NULL, "
+            "PRIMARY KEY (id, version)); INSERT INTO p_1 SELECT * FROM p_1_old; "
+            "DROP TABLE p_1_old; CREATE INDEX p_1_ts ON p_1 (ts)"
+        )
+    backend.execute("DELETE FROM assay_schema WHERE version > 3")
+    store = backend.open()
+    assert store.schema_version() == sql.SCHEMA_VERSION == 4
+    scored = predictions(MULTICLASS, row("b", at(2), scores__cat=0.8, scores__dog=0.2))
+    assert store.append_predictions("acme", "zoo", scored) == AppendResult(1, 0)
+    assert store.scan("acme", "zoo").to_pylist() == scanned(
+        MULTICLASS,
+        row("a", at(1), prediction="cat", feature__size=2.0),
+        row("b", at(2), scores__cat=0.8, scores__dog=0.2),
+    )
+    binary = predictions(BINARY, row("c", at(3), score=0.5))  # other models are untouched
+    assert store.append_predictions("acme", "fraud", binary) == AppendResult(1, 0)
 
 
 def test_rollouts_are_put_listed_replaced_and_deleted_per_model(store: Any) -> None:

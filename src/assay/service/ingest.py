@@ -29,7 +29,14 @@ import pyarrow.compute as pc
 
 from assay.errors import BatchValidationError, InputError, PayloadTooLargeError
 from assay.service import ingest_json
-from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, empty_prediction_table, label_schema
+from assay.store.base import (
+    FEATURE_PREFIX,
+    SCORES_PREFIX,
+    SEGMENT_PREFIX,
+    empty_prediction_table,
+    label_schema,
+    score_classes,
+)
 from assay.store.model import ModelSpec
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -116,8 +123,10 @@ def predictions_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) ->
     if columns is not None:
         return _finish_predictions(spec, columns, len(events), limits, problems)
     known_features, known_segments = set(spec.features), set(spec.segments)
+    classes = score_classes(spec)
     features: list[dict[str, Any]] = []
     segments: list[dict[str, Any]] = []
+    scores: list[dict[str, Any]] = []
     for i, event in enumerate(events):
         if not isinstance(event, dict):
             problems.add(i, "event", "each event is a JSON object")
@@ -127,6 +136,15 @@ def predictions_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) ->
         if not isinstance(f, dict) or not isinstance(s, dict):
             problems.add(i, "features", "features and segments are JSON objects")
             f, s = {}, {}
+        c = event.get("scores") or {}
+        if not isinstance(c, dict) or (c and not classes):
+            problems.add(i, "scores", "scores are a JSON object of class -> probability "
+                         "(multiclass models only)")  # fmt: skip
+            c = {}
+        if c.keys() - set(classes):
+            extra = sorted(c.keys() - set(classes))[:3]
+            problems.add(i, f"scores.{extra[0]}", f"not a registered class: {extra}")
+        scores.append(c)
         if f.keys() - known_features:
             extra = sorted(f.keys() - known_features)[:3]
             problems.add(i, f"features.{extra[0]}", f"not a registered feature: {extra}")
@@ -149,6 +167,8 @@ def predictions_from_json(spec: ModelSpec, body: bytes, limits: IngestLimits) ->
         raw[FEATURE_PREFIX + name] = [f.get(name) for f in features]
     for name in spec.segments:
         raw[SEGMENT_PREFIX + name] = [s.get(name) for s in segments]
+    for name in classes:
+        raw[SCORES_PREFIX + name] = [c.get(name) for c in scores]
     return _finish_predictions(spec, raw, len(events), limits, problems)
 
 
@@ -252,13 +272,17 @@ def predictions_from_arrow(spec: ModelSpec, table: pa.Table, limits: IngestLimit
                     break
             else:
                 raw[prefix + name] = pa.nulls(table.num_rows)
+    for name in score_classes(spec):  # class probabilities: canonical names only
+        column = SCORES_PREFIX + name
+        raw[column] = table.column(column) if column in names else pa.nulls(table.num_rows)
+        allowed.add(column)
     unknown = sorted(names - allowed)
     if unknown:
         raise InputError(
             f"column(s) {unknown[:5]} are not fields of model {spec.name!r}",
             field=unknown[0],
-            hint="send id, version, timestamp, score, prediction and the registered "
-            "features and segments",
+            hint="send id, version, timestamp, score, prediction, the registered "
+            "features and segments (and scores.<class> for a multiclass model)",
         )
     return _finish_predictions(spec, raw, table.num_rows, limits, problems)
 
@@ -315,6 +339,7 @@ def _finish_predictions(
     for name in spec.segments:
         key = SEGMENT_PREFIX + name
         columns[key] = _strings(raw[key], key, problems, limits)
+    columns.update(_class_scores(spec, raw, problems))
     problems.raise_if_any()
     table = pa.table(columns, schema=schema)
     table, repeats = _first_of_each(table, ["id", "version"])  # a shadow version may reuse an id
@@ -443,7 +468,8 @@ def _prediction(spec: ModelSpec, values: Any, problems: _Problems) -> pa.Array:
     if spec.task == "multiclass":
         array = _as_array(values, pa.string(), _to_string, "prediction", problems)
         known = pc.is_in(array, value_set=pa.array(spec.classes or []))
-        problems.add_mask(~np.asarray(known.fill_null(True), dtype=bool), "prediction",
+        given = np.asarray(array.is_valid(), dtype=bool)  # absent: the most probable class
+        problems.add_mask(given & ~np.asarray(known, dtype=bool), "prediction",
                           "not a registered class")  # fmt: skip
         return array
     if isinstance(values, Sequence) and not isinstance(values, str):
@@ -455,6 +481,26 @@ def _prediction(spec: ModelSpec, values: Any, problems: _Problems) -> pa.Array:
     else:
         problems.add_mask(_non_finite(array), "prediction", "must be a finite number")
     return array
+
+
+def _class_scores(spec: ModelSpec, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    """A multiclass event's class probabilities: each in [0, 1], every class or none."""
+    columns: dict[str, Any] = {}
+    given: list[np.ndarray] = []
+    for name in score_classes(spec):
+        key = SCORES_PREFIX + name
+        array = _floats(raw[key], key, problems)  # true/false are not numbers here
+        p = array.to_numpy(zero_copy_only=False)
+        problems.add_mask(~np.isnan(p) & ((p < 0) | (p > 1)), key, "must be in [0, 1]")
+        problems.add_mask(_non_finite(array), key, "must be a finite number")
+        columns[key] = array
+        given.append(~np.isnan(p))
+    if given:
+        present = np.column_stack(given)
+        partial = present.any(axis=1) & ~present.all(axis=1)
+        problems.add_mask(partial, "scores", "give the probability of every registered class, "
+                          "or none")  # fmt: skip
+    return columns
 
 
 def _error_flags(values: Any, problems: _Problems) -> pa.Array:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
+from assay.store.base import FEATURE_PREFIX, SCORES_PREFIX, SEGMENT_PREFIX, score_classes
 from assay.store.model import ModelSpec
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
@@ -35,8 +35,12 @@ _NO_BOOLS = ("score", "latency_ms")  # prediction and error take true/false as 1
 
 def prediction_columns(spec: ModelSpec, events: list[Any], body: bytes) -> dict[str, Any] | None:
     """Canonical raw columns of prediction events (``None``: take the per-field path)."""
+    classes = score_classes(spec)
     features = _objects(events, "features", set(spec.features))
     if features is None or _objects(events, "segments", set(spec.segments)) is None:
+        return None
+    scores = _objects(events, "scores", set(classes))
+    if scores is None:
         return None
     label_type = pa.string() if spec.task == "multiclass" else pa.float64()
     event_type = pa.struct([
@@ -46,20 +50,24 @@ def prediction_columns(spec: ModelSpec, events: list[Any], body: bytes) -> dict[
         ("features", pa.struct([(n, pa.float64() if k == "numeric" else pa.string())
                                 for n, k in spec.features.items()])),
         ("segments", pa.struct([(n, pa.string()) for n in spec.segments])),
+        ("scores", pa.struct([(n, pa.float64()) for n in classes])),
     ])  # fmt: skip
     columns = _convert(events, event_type)
     if columns is None:
         return None
     if b"true" in body or b"false" in body:  # a JSON boolean somewhere: not as a number
         numeric = [n for n, k in spec.features.items() if k == "numeric"]
-        if _has_bool([e.get(n) for e in events] for n in _NO_BOOLS) or _has_bool(
-            [f.get(n) for f in features] for n in numeric
+        if (
+            _has_bool([e.get(n) for e in events] for n in _NO_BOOLS)
+            or _has_bool([f.get(n) for f in features] for n in numeric)
+            or _has_bool([c.get(n) for c in scores] for n in classes)
         ):
             return None
     out: dict[str, Any] = {n: columns[n] for n in
                            ("id", "version", "timestamp", "score", "prediction", "latency_ms",
                             "error")}  # fmt: skip
-    for prefix, group in ((FEATURE_PREFIX, "features"), (SEGMENT_PREFIX, "segments")):
+    groups = ((FEATURE_PREFIX, "features"), (SEGMENT_PREFIX, "segments"), (SCORES_PREFIX, "scores"))
+    for prefix, group in groups:
         for child in columns[group].type:
             out[prefix + child.name] = columns[f"{group}.{child.name}"]
     return out

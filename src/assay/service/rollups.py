@@ -14,6 +14,7 @@ rows) and ``output:score`` (the model's score, all rows).
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -24,8 +25,16 @@ import pyarrow.compute as pc
 from assay.engine.columns import LabeledColumns
 from assay.engine.local import feature_state, metric_states
 from assay.engine.spec import EvaluationSpec
-from assay.stats import State
-from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX, DirtyBucket, Rollup, Store
+from assay.stats import MulticlassProbaState, State
+from assay.store.base import (
+    FEATURE_PREFIX,
+    SCORES_PREFIX,
+    SEGMENT_PREFIX,
+    DirtyBucket,
+    Rollup,
+    Store,
+    score_classes,
+)
 from assay.store.model import ModelSpec
 
 BUCKET = timedelta(hours=1)
@@ -90,8 +99,17 @@ def states_of(spec: ModelSpec, rows: pa.Table) -> dict[str, State]:
     labeled = rows.filter(pc.is_valid(rows.column("label")))
     cols = _labeled_columns(spec, labeled)
     if cols is not None:
+        proba = cols.y_score if spec.task == "multiclass" else None
+        if proba is not None:  # probabilities of the events that carry them, apart
+            cols = replace(cols, y_score=None)
         for i, state in enumerate(metric_states(evaluation_spec(spec), cols, None)):
             states[f"metric:{i}:{state.kind}"] = state
+        if proba is not None:
+            scored = ~np.isnan(proba[:, 0])
+            state = MulticlassProbaState.from_batch(
+                cols.y_true[scored], proba[scored], list(spec.classes or [])
+            )
+            states[f"metric:1:{state.kind}"] = state
     return states
 
 
@@ -111,15 +129,31 @@ def _labeled_columns(spec: ModelSpec, rows: pa.Table) -> LabeledColumns | None:
             return None
         return LabeledColumns(rows.num_rows, _floats(rows.column("label")), None,
                               _floats(rows.column("prediction")), None)  # fmt: skip
-    rows = rows.filter(pc.is_valid(rows.column("prediction")))
+    classes = list(spec.classes or [])
+    proba = _class_scores(spec, rows)
+    scored = ~np.isnan(proba[:, 0]) if proba.size else np.zeros(rows.num_rows, dtype=bool)
+    # an event is evaluated on its predicted class, or on its most probable one
+    usable = np.asarray(pc.is_valid(rows.column("prediction")), dtype=bool) | scored
+    if not usable.all():
+        rows, proba, scored = rows.filter(pa.array(usable)), proba[usable], scored[usable]
     if rows.num_rows == 0:
         return None
-    classes = list(spec.classes or [])
     index = pa.array(classes)
     y = pc.index_in(rows.column("label"), value_set=index).to_numpy(zero_copy_only=False)
-    p = pc.index_in(rows.column("prediction"), value_set=index).to_numpy(zero_copy_only=False)
-    return LabeledColumns(rows.num_rows, y.astype(np.int64), None, p.astype(np.int64), None,
-                          classes)  # fmt: skip
+    given = pc.index_in(rows.column("prediction"), value_set=index)
+    p = np.asarray(given.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if scored.any():
+        p = np.where(p < 0, np.argmax(np.nan_to_num(proba, nan=-1.0), axis=1), p)
+    return LabeledColumns(rows.num_rows, y.astype(np.int64), proba if scored.any() else None,
+                          p, None, classes)  # fmt: skip
+
+
+def _class_scores(spec: ModelSpec, rows: pa.Table) -> np.ndarray:
+    """The rows' class probabilities (NaN where an event carries none), one column a class."""
+    names = [SCORES_PREFIX + c for c in score_classes(spec)]
+    if not names or names[0] not in rows.column_names:
+        return np.zeros((rows.num_rows, 0))
+    return np.column_stack([_floats(rows.column(n)) for n in names])
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:

@@ -8,8 +8,9 @@ Canonical prediction columns: ``id`` (string), ``version`` (string), ``timestamp
 (timestamp[us, UTC]), ``score`` (float64, nullable), ``prediction`` (float64 for binary and
 regression, string for multiclass; nullable), then ``feature.<name>`` (float64 or string)
 and ``segment.<name>`` (string), then the serving call's ``latency_ms`` and ``error``
-(1.0 for a failed call; both nullable). Label columns: ``id``, ``label`` (float64 or
-string), ``timestamp``.
+(1.0 for a failed call; both nullable), then for multiclass models ``scores.<class>`` (the
+class probability, float64, nullable) per registered class. Label columns: ``id``,
+``label`` (float64 or string), ``timestamp``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from assay.store.model import ModelSpec
 
 FEATURE_PREFIX = "feature."
 SEGMENT_PREFIX = "segment."
+SCORES_PREFIX = "scores."
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,13 @@ def empty_prediction_table(spec: ModelSpec) -> pa.Schema:
         )
     fields.extend(pa.field(SEGMENT_PREFIX + s, pa.string()) for s in spec.segments)
     fields += [pa.field("latency_ms", pa.float64()), pa.field("error", pa.float64())]
+    fields.extend(pa.field(SCORES_PREFIX + c, pa.float64()) for c in score_classes(spec))
     return pa.schema(fields)
+
+
+def score_classes(spec: ModelSpec) -> list[str]:
+    """The classes whose probabilities a model's prediction events carry (multiclass)."""
+    return list(spec.classes or []) if spec.task == "multiclass" else []
 
 
 def label_schema(spec: ModelSpec) -> pa.Schema:

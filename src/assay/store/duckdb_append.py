@@ -164,11 +164,11 @@ def _insert(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, optimis
     try:
         if optimistic:
             try:
-                return cur.execute(f"INSERT INTO {table} SELECT * FROM incoming{returning}")
+                return cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming{returning}")
             except duckdb.ConstraintException as err:
                 raise RepeatedKey("an event of the batches is stored already") from err
         return cur.execute(
-            f"INSERT INTO {table} SELECT * FROM incoming ON CONFLICT DO NOTHING{returning}"
+            f"INSERT INTO {table} BY NAME SELECT * FROM incoming ON CONFLICT DO NOTHING{returning}"
         )
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the caller rolls back

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from assay.store.base import FEATURE_PREFIX, SEGMENT_PREFIX
+from assay.store.base import FEATURE_PREFIX, SCORES_PREFIX, SEGMENT_PREFIX, score_classes
 from assay.store.model import ModelSpec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUCKET = "hour"  # rollup granularity
 
 # (version, statements); each backend runs them in order inside a transaction.
@@ -101,6 +101,7 @@ def create_model_tables(spec: ModelSpec, model_id: int, *, text: str = "VARCHAR"
         columns.append(f"f_{i} {'DOUBLE PRECISION' if kind == 'numeric' else text}")
     columns.extend(f"s_{i} {text}" for i in range(len(spec.segments)))
     columns += ["latency_ms DOUBLE PRECISION", "error DOUBLE PRECISION"]
+    columns.extend(f"c_{i} DOUBLE PRECISION" for i in range(len(score_classes(spec))))
     columns.append("received_at TIMESTAMPTZ NOT NULL")
     columns.append("PRIMARY KEY (id, version)")
     return [
@@ -132,14 +133,29 @@ def rekey_statements(spec: ModelSpec, model_id: int, *, dialect: str) -> list[st
         f"DROP INDEX IF EXISTS {table}_ts",
         f"ALTER TABLE {table} RENAME TO {table}_v1",
         create_table,
-        f"INSERT INTO {table} SELECT * FROM {table}_v1",
+        f"INSERT INTO {table} BY NAME SELECT * FROM {table}_v1",
         f"DROP TABLE {table}_v1",
         create_index,
     ]
 
 
+def score_column_statements(spec: ModelSpec, model_id: int, *, dialect: str) -> list[str]:
+    """Migration 4: a multiclass model's predictions gain one probability column per class.
+
+    (Columns are added last on an existing table; DuckDB inserts by name, so the order of
+    a table's columns does not matter.)
+    """
+    del dialect  # the same statement on both
+    table = prediction_table(model_id)
+    return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS c_{i} DOUBLE PRECISION"
+            for i in range(len(score_classes(spec)))]  # fmt: skip
+
+
 # Migrations whose statements depend on each registered model: version -> statements.
-PER_MODEL_MIGRATIONS: dict[int, Callable[..., list[str]]] = {2: rekey_statements}
+PER_MODEL_MIGRATIONS: dict[int, Callable[..., list[str]]] = {
+    2: rekey_statements,
+    4: score_column_statements,
+}
 
 # Migrations of one backend only: version -> dialect -> statements (run after MIGRATIONS').
 # 3: DuckDB looks a filter up in an index only when the index has one column, so the
@@ -178,6 +194,7 @@ def physical_columns(spec: ModelSpec) -> list[tuple[str, str]]:
     pairs += [(f"f_{i}", FEATURE_PREFIX + n) for i, n in enumerate(spec.features)]
     pairs += [(f"s_{i}", SEGMENT_PREFIX + n) for i, n in enumerate(spec.segments)]
     pairs += [("latency_ms", "latency_ms"), ("error", "error")]
+    pairs += [(f"c_{i}", SCORES_PREFIX + c) for i, c in enumerate(score_classes(spec))]
     return pairs
 
 
