@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from .conftest import BASE, Api, assert_problem, iso
+from .conftest import BASE, Api, ApiFactory, assert_problem, iso
 
 URL = "/v1/models/fraud/rollouts"
 
@@ -156,3 +156,37 @@ def test_a_horizon_fixes_the_decision_on_the_first_labeled_events(
     assert auc["candidate"] == pytest.approx(roc_auc_score(y[:600], challenger[:600]), rel=1e-9)
     body = assert_problem(register(api, admin, name="h2", mode="canary", horizon=600), 422)
     assert "horizon applies to shadow and ab" in body["detail"]
+
+
+def test_a_segment_named_target_is_a_segment_not_the_labels(make_api: ApiFactory) -> None:
+    """Segments may take any name but the core ones; 'target' is not one (it once replaced
+    the labels in a rollout's arms)."""
+    api = make_api()
+    headers = api.key("acme", "admin")
+    spec = {"name": "fraud", "task": "binary", "segments": ["target"]}
+    api.register(headers, spec)
+    rng = np.random.default_rng(8)
+    n = 600
+    ids = [f"e-{i}" for i in range(n)]
+    y = rng.integers(0, 2, n)
+    groups = np.where(np.arange(n) % 2, "retail", "corporate")
+    champion, challenger = scored(rng, y, 0.3), scored(rng, y, 0.5)
+    for version, score in (("v1", champion), ("v2", challenger)):
+        preds = [{"id": i, "version": version, "timestamp": iso(BASE + timedelta(minutes=k)),
+                  "score": float(s), "segments": {"target": str(g)}}
+                 for k, (i, s, g) in enumerate(zip(ids, score, groups, strict=True))]  # fmt: skip
+        send(api, headers, preds)
+    label(api, headers, ids, y)
+    policy = {"metrics": [{"metric": "roc_auc", "segment": "target"}]}
+    assert register(api, headers, policy=policy).status_code == 201
+    status = api.client.get(f"{URL}/r1/status", headers=headers).json()
+    by_segment = {c["segment"]["value"]: c for c in status["checks"] if c["segment"]}
+    assert {c["segment"]["column"] for c in status["checks"] if c["segment"]} == {"target"}
+    for value in ("retail", "corporate"):
+        rows = groups == value
+        assert by_segment[value]["baseline"] == pytest.approx(
+            roc_auc_score(y[rows], champion[rows]), rel=1e-9
+        )
+        assert by_segment[value]["candidate"] == pytest.approx(
+            roc_auc_score(y[rows], challenger[rows]), rel=1e-9
+        )

@@ -74,7 +74,7 @@ def rollout_status(
             arms[0],
             arms[1],
             task=model_spec.task,
-            target="target",
+            target="label",  # a core name: no segment can be called so
             score=output if output == "score" else None,
             prediction=output if output == "prediction" else None,
             threshold=model_spec.threshold,
@@ -110,7 +110,7 @@ def rollout_status(
 def _first_labeled(arms: list[pa.Table], horizon: int, *, paired: bool) -> list[pa.Table]:
     """Each arm cut to its first ``horizon`` labeled events (by time; scans are in time
     order); paired arms to the first ``horizon`` events labeled and scored by both."""
-    labeled = [a.filter(pc.is_valid(a.column("target"))) for a in arms]
+    labeled = [a.filter(pc.is_valid(a.column("label"))) for a in arms]
     if not paired:
         return [a.slice(0, horizon) for a in labeled]
     both = pc.is_in(labeled[0].column("id"), value_set=labeled[1].column("id").combine_chunks())
@@ -119,10 +119,11 @@ def _first_labeled(arms: list[pa.Table], horizon: int, *, paired: bool) -> list[
 
 
 def _arm(scan: pa.Table, output: str, segments: list[str]) -> pa.Table:
-    """One version's events as the gate reads them: id, target, output, latency, segments."""
+    """One version's events as the gate reads them: id, label, output, latency, segments
+    (every name but the segments' is a core name, which no segment may take)."""
     columns = {
         "id": scan.column("id"),
-        "target": scan.column("label"),
+        "label": scan.column("label"),
         output: scan.column(output),
         "latency_ms": scan.column("latency_ms"),
     }
