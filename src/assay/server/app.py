@@ -53,7 +53,7 @@ class ServerOptions:
     queue_capacity: int = 64
     metrics_public: bool = False
     # an Idempotency-Key's answer is kept this long; older ones are deleted every
-    # ``prune_every_seconds`` (checked when a batch with a key commits)
+    # ``prune_every_seconds`` (checked when a batch commits)
     idempotency_ttl: timedelta = timedelta(hours=24)
     prune_every_seconds: float = 600.0
 
@@ -161,7 +161,7 @@ def create_app(store: Store, control: Any, options: ServerOptions | None = None)
             if not replayed:  # a replay stores nothing: its events were counted the first time
                 telemetry.count_events(who.tenant, model, kind, "accepted", answer["accepted"])
                 telemetry.count_events(who.tenant, model, kind, "duplicate", answer["duplicates"])
-            if idem_key is not None and pruning.due():  # after the answer is sent
+            if pruning.due():  # after the answer is sent
                 return JSONResponse(answer, background=BackgroundTask(prune_idempotency))
             return JSONResponse(answer)
         except AssayError as err:
