@@ -28,9 +28,9 @@ from assay.errors import InputError
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
 BASE_FIELDS = ("id", "version", "timestamp", "score", "prediction", "latency_ms", "error")
-PREDICTION_KEYS = frozenset({*BASE_FIELDS, "features", "segments"})
+PREDICTION_KEYS = frozenset({*BASE_FIELDS, "features", "segments", "scores"})
 LABEL_KEYS = frozenset({"id", "label", "timestamp"})
-FEATURE_PREFIX, SEGMENT_PREFIX = "feature.", "segment."
+FEATURE_PREFIX, SEGMENT_PREFIX, SCORES_PREFIX = "feature.", "segment.", "scores."
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -43,6 +43,7 @@ class Layout:
 
     features: dict[str, str] = field(default_factory=dict)  # column -> feature name
     segments: dict[str, str] = field(default_factory=dict)  # column -> segment name
+    scores: dict[str, str] = field(default_factory=dict)  # column -> class (multiclass)
 
 
 def check_events(events: list[Any], kind: Kind, offset: int = 0) -> None:
@@ -52,8 +53,8 @@ def check_events(events: list[Any], kind: Kind, offset: int = 0) -> None:
     Traceback (most recent call last):
     ...
     assay.errors.InputError: event 0 has unknown key 'amount' (predictions events have \
-the keys ['error', 'features', 'id', 'latency_ms', 'prediction', 'score', 'segments', 'timestamp', \
-'version']; features and segments go in their own dicts)
+the keys ['error', 'features', 'id', 'latency_ms', 'prediction', 'score', 'scores', 'segments', \
+'timestamp', 'version']; features and segments go in their own dicts)
     """
     allowed = PREDICTION_KEYS if kind == "predictions" else LABEL_KEYS
     for i, event in enumerate(events):
@@ -267,6 +268,7 @@ def table_from_events(
         declared = (
             ("features", FEATURE_PREFIX, dict(spec.get("features") or {})),
             ("segments", SEGMENT_PREFIX, dict.fromkeys(spec.get("segments") or [], "categorical")),
+            ("scores", SCORES_PREFIX, dict.fromkeys(_classes(spec), "numeric")),
         )
         for key, prefix, fields in declared:
             nested = [e.get(key) or {} for e in events]
@@ -354,15 +356,23 @@ def layout_of(spec: Mapping[str, Any], table: pa.Table) -> Layout:
                     target[candidate] = name
                     used.add(candidate)
                     break
+    for name in _classes(spec):  # class probabilities: canonical names only
+        if SCORES_PREFIX + name in names:
+            layout.scores[SCORES_PREFIX + name] = name
+            used.add(SCORES_PREFIX + name)
     unknown = sorted(names - used)
     if unknown:
         raise InputError(
             f"column(s) {unknown[:5]} are not fields of model {spec.get('name')!r}",
             field=unknown[0],
-            hint="send id, version, timestamp, score, prediction and the registered "
-            "features and segments",
+            hint="send id, version, timestamp, score, prediction, the registered "
+            "features and segments (and scores.<class> for a multiclass model)",
         )
     return layout
+
+
+def _classes(spec: Mapping[str, Any]) -> list[str]:
+    return list(spec.get("classes") or []) if spec.get("task") == "multiclass" else []
 
 
 def events_from_rows(rows: list[dict[str, Any]], layout: Layout) -> list[dict[str, Any]]:
@@ -376,6 +386,9 @@ def events_from_rows(rows: list[dict[str, Any]], layout: Layout) -> list[dict[st
             event["features"] = {name: row[col] for col, name in features}
         if segments:
             event["segments"] = {name: row[col] for col, name in segments}
+        scores = {name: row[col] for col, name in layout.scores.items() if row[col] is not None}
+        if scores:  # an event with no probabilities sends none
+            event["scores"] = scores
         events.append(event)
     return events
 

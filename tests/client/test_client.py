@@ -579,3 +579,47 @@ def test_bad_options_are_config_errors() -> None:
         assay.Client("http://x", "k", batch_size=0)
     with pytest.raises(ConfigError):
         assay.Client("http://x", "")
+
+
+def _multiclass_model(live_server: LiveServer) -> str:
+    name = f"z-{uuid.uuid4().hex[:10]}"
+    body = {"name": name, "task": "multiclass", "classes": ["cat", "dog", "bird"]}
+    headers = {"Authorization": f"Bearer {live_server.admin_key}"}
+    httpx.post(live_server.url + "/v1/models", json=body, headers=headers).raise_for_status()
+    return name
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("shape", ["dicts", "pandas"])
+def test_multiclass_class_probabilities_arrive(
+    live_server: LiveServer, fmt: str, shape: str
+) -> None:
+    """Class probabilities sent as dict events (``scores``) or as ``scores.<class>``
+    columns reach the server: its log loss equals scikit-learn's on what was sent."""
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    model = _multiclass_model(live_server)
+    classes = ["cat", "dog", "bird"]
+    rng = np.random.default_rng(11)
+    n = 300
+    y = rng.integers(0, 3, n)
+    proba = rng.dirichlet(np.ones(3), n)
+    ids = [f"z-{i}" for i in range(n)]
+    stamps = [datetime(2026, 1, 5, 0, i % 60, tzinfo=UTC) for i in range(n)]
+    if shape == "dicts":
+        data: Any = [{"id": i, "version": "v1", "timestamp": t,
+                      "scores": dict(zip(classes, p.tolist(), strict=True))}
+                     for i, t, p in zip(ids, stamps, proba, strict=True)]  # fmt: skip
+    else:
+        columns = {f"scores.{c}": proba[:, k] for k, c in enumerate(classes)}
+        data = pd.DataFrame({"id": ids, "version": "v1", "timestamp": stamps, **columns})
+    labels = [{"id": i, "label": classes[c], "timestamp": "2026-01-06T00:00:00Z"}
+              for i, c in zip(ids, y, strict=True)]  # fmt: skip
+    with assay.Client(live_server.url, live_server.ingest_key, format=fmt) as client:
+        assert client.log_predictions(model, data).accepted == n
+        assert client.log_labels(model, labels).accepted == n
+    (window,) = live_server.get(f"/v1/models/{model}/evaluations", window="1d")["windows"]
+    assert window["labeled"] == n
+    want = log_loss(y, proba, labels=[0, 1, 2])
+    assert window["metrics"]["log_loss"] == pytest.approx(want, rel=1e-9)

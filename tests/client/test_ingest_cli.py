@@ -244,3 +244,51 @@ def test_jsonl_with_a_broken_line(live_server: LiveServer, model: str, tmp_path:
     proc = invoke(live_server, path, "--model", model)
     assert proc.exit_code == 2
     assert_one_error_line(proc.stderr, "line 11", "p.jsonl")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_multiclass_probability_columns_from_files(
+    live_server: LiveServer, tmp_path: Path, suffix: str
+) -> None:
+    """Flat ``scores.<class>`` columns (CSV, Parquet, flat JSONL lines) reach the server
+    as class probabilities: its log loss equals scikit-learn's on the file's values."""
+    import uuid
+
+    import httpx
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    model = f"z-{uuid.uuid4().hex[:10]}"
+    classes = ["cat", "dog", "bird"]
+    body = {"name": model, "task": "multiclass", "classes": classes}
+    headers = {"Authorization": f"Bearer {live_server.admin_key}"}
+    httpx.post(live_server.url + "/v1/models", json=body, headers=headers).raise_for_status()
+    rng = np.random.default_rng(12)
+    n = 200
+    y = rng.integers(0, 3, n)
+    proba = rng.dirichlet(np.ones(3), n)
+    table = pa.table({
+        "id": [f"z-{i}" for i in range(n)],
+        "version": ["v1"] * n,
+        "timestamp": [f"2026-01-05T00:{i % 60:02d}:00Z" for i in range(n)],
+        "prediction": [classes[int(k)] for k in np.argmax(proba, axis=1)],
+        **{f"scores.{c}": proba[:, k] for k, c in enumerate(classes)},
+    })  # fmt: skip
+    path = tmp_path / f"predictions{suffix}"
+    if suffix == ".csv":
+        pacsv.write_csv(table, path)
+    elif suffix == ".parquet":
+        pq.write_table(table, path)
+    else:
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in table.to_pylist()))
+    proc = invoke(live_server, path, "--model", model, "--json")
+    assert proc.exit_code == 0, proc.stderr
+    assert json.loads(proc.stdout)["accepted"] == n
+    labels = [{"id": f"z-{i}", "label": classes[int(c)], "timestamp": "2026-01-06T00:00:00Z"}
+              for i, c in enumerate(y)]  # fmt: skip
+    label_path = tmp_path / "labels.jsonl"
+    label_path.write_bytes(b"\n".join(orjson.dumps(e) for e in labels))
+    assert invoke(live_server, label_path, "--model", model, "--kind", "labels").exit_code == 0
+    (window,) = live_server.get(f"/v1/models/{model}/evaluations", window="1d")["windows"]
+    want = log_loss(y, proba, labels=[0, 1, 2])
+    assert window["metrics"]["log_loss"] == pytest.approx(want, rel=1e-9)

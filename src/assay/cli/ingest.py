@@ -188,6 +188,8 @@ def _csv_batches(path: Path, kind: str, spec: dict[str, Any]) -> Iterator[Any]:
             types[name] = types[f"feature.{name}"] = declared
         for name in spec.get("segments") or []:
             types[name] = types[f"segment.{name}"] = text
+        for name in spec.get("classes") or [] if multiclass else []:
+            types[f"scores.{name}"] = number
     try:
         reader = csv.open_csv(path, convert_options=csv.ConvertOptions(column_types=types))
         yield from reader
@@ -253,6 +255,8 @@ def _nest(row: dict[str, Any], features: set[str], segments: set[str]) -> dict[s
         bare = name.split(".", 1)[1] if name.startswith(("feature.", "segment.")) else name
         if name in BASE_KEYS:
             event[name] = value
+        elif name.startswith("scores.") and value is not None:  # a class probability
+            nested.setdefault("scores", {})[name.split(".", 1)[1]] = value
         elif bare in features and not name.startswith("segment."):
             nested.setdefault("features", {})[bare] = value
         elif bare in segments:
