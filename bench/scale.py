@@ -270,8 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="Ray CPUs")
     parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
     parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--repeat", type=int, default=0,
-                        help="processes per contender (default: 2 up to 10M rows, else 1)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="processes per contender (default: 2 up to 10M rows, else 1)",
+    )
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--current", type=Path, help=argparse.SUPPRESS)

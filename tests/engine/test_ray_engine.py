@@ -162,8 +162,9 @@ def test_approximate_states_within_their_bounds(ray_runtime: Any, windows: dict)
     b = b[np.isfinite(b)]
     drift = result["drift"]["amount"]
     assert abs(drift["ks"]["statistic"] - ks_2samp(a, b).statistic) <= drift["error_bounds"]["ks"]
-    assert abs(drift["wasserstein"] - wasserstein_distance(a, b)) <= (
-        drift["error_bounds"]["wasserstein"]
+    assert (
+        abs(drift["wasserstein"] - wasserstein_distance(a, b))
+        <= (drift["error_bounds"]["wasserstein"])
     )
     assert result["drift"]["country"] is not None  # categorical counts stay exact
 
@@ -234,9 +235,7 @@ def test_cli_connects_to_a_cluster_by_address(
     assert result["run"]["engine"] == "ray" and result["run"]["ray"]["address"] == address
     local = _evaluate(str(windows["current"]), task="binary", target="target", score="score",
                       segments=["channel"])  # fmt: skip
-    assert result["metrics"]["by_segment"] == json.loads(json.dumps(local["metrics"]))[
-        "by_segment"
-    ]
+    assert result["metrics"]["by_segment"] == json.loads(json.dumps(local["metrics"]))["by_segment"]
     assert ray_runtime.is_initialized() and ray_runtime.cluster_resources()["CPU"] == 2
 
 

@@ -66,8 +66,9 @@ def test_score_sketch_bound_is_attained_when_a_bin_hides_the_ranking() -> None:
     assert roc_auc_score(y, s) == 1.0
     assert r["roc_auc"] == 0.5
     assert r["error_bounds"]["roc_auc"] == 0.5
-    assert abs(r["average_precision"] - average_precision_score(y, s)) <= (
-        r["error_bounds"]["average_precision"]
+    assert (
+        abs(r["average_precision"] - average_precision_score(y, s))
+        <= (r["error_bounds"]["average_precision"])
     )
 
 
@@ -87,9 +88,7 @@ def _psi_js_by_definition(ref: np.ndarray, cur: np.ndarray) -> tuple[float, floa
     return float(np.sum((c - r) * np.log(c / r))), float(jensenshannon(*shares, base=2))
 
 
-@pytest.mark.parametrize(
-    ("shift", "scale"), [(0.0, 1.0), (0.15, 1.0), (0.0, 1.4), (1.0, 0.5)]
-)
+@pytest.mark.parametrize(("shift", "scale"), [(0.0, 1.0), (0.15, 1.0), (0.0, 1.4), (1.0, 0.5)])
 def test_numeric_sketch_within_its_bounds_of_scipy(shift: float, scale: float) -> None:
     rng = np.random.default_rng(11)
     ref = rng.normal(size=150_000)
