@@ -317,9 +317,11 @@ def test_serve_rejects_an_unknown_server_setting(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing opened
 
 
-def test_serve_rejects_a_bad_server_number(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ["many", "0", "-3", "2.5"])
+def test_serve_rejects_a_bad_server_number(tmp_path: Path, value: str) -> None:
     config = tmp_path / "assay.yaml"
-    config.write_text("server:\n  queue_capacity: many\n")
+    config.write_text(f"server:\n  queue_capacity: {value}\n")
     result = invoke(["serve", "--config", config, "--data-dir", tmp_path / "data"])
     assert result.exit_code == 2
     assert_one_error_line(result.stderr, "server.queue_capacity")
+    assert not (tmp_path / "data").exists()

@@ -112,14 +112,14 @@ def build_app(directory: Path, url: str | None, settings: dict[str, Any],
     from assay.store import open_store
 
     known = ("max_body_bytes", "max_events", "max_string_length")
-    limits = IngestLimits(**{k: int(_setting(settings, k, 0)) for k in known if k in settings})
+    limits = IngestLimits(**{k: _whole(settings, k) for k in known if k in settings})
     if "max_future_seconds" in settings:
         limits = replace(
             limits, max_future=timedelta(seconds=_setting(settings, "max_future_seconds", 0))
         )
     options = ServerOptions(
         limits=limits,
-        queue_capacity=int(_setting(settings, "queue_capacity", 64)),
+        queue_capacity=_whole(settings, "queue_capacity", 64),
         metrics_public=metrics_public or bool(settings.get("metrics_public", False)),
         idempotency_ttl=timedelta(hours=_setting(settings, "idempotency_hours", 24)),
         prune_every_seconds=_setting(settings, "idempotency_prune_seconds", 600),
@@ -137,6 +137,15 @@ def _setting(settings: dict[str, Any], key: str, default: float) -> float:
             f"server.{key} must be a positive number, got {value!r}", field=f"server.{key}"
         )
     return float(value)
+
+
+def _whole(settings: dict[str, Any], key: str, default: int = 1) -> int:
+    """A positive whole number of the ``server:`` section, or a ConfigError naming it."""
+    value = _setting(settings, key, default)
+    if not value.is_integer():
+        raise ConfigError(f"server.{key} must be a whole number, got {settings[key]!r}",
+                          field=f"server.{key}")  # fmt: skip
+    return int(value)
 
 
 def run_monitors(
