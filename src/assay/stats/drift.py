@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from assay.stats.kolmogorov import kolmogorov_sf
+from assay.stats.scipy_stats import scipy_stats
 from assay.stats.state import State
 
 PSI_QUANTILES = np.arange(1, 10) / 10.0
@@ -188,6 +189,7 @@ def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
 
 
 def _exact_ks(d: float, n1: int, n2: int) -> tuple[float, float] | None:
+    scipy_stats()  # the package first, under the import lock: then its submodule is loaded
     try:  # scipy's exact lattice-path probability; its location is private
         from scipy.stats._stats_py import _attempt_exact_2kssamp
     except ImportError:  # pragma: no cover - depends on the scipy release
@@ -368,6 +370,6 @@ def chi2_homogeneity(table: np.ndarray) -> tuple[float, float, int]:
     if dof == 0:
         return 0.0, 1.0, 0
     stat = float(np.sum((table - expected) ** 2 / expected))
-    from scipy import stats as sps  # lazily: scipy.stats is slow to import
+    sps = scipy_stats()
 
     return stat, float(sps.chi2.sf(stat, dof)), int(dof)

@@ -24,6 +24,7 @@ import numpy as np
 from assay.errors import EmptyInputError, InputError
 from assay.stats.compare import Difference, as_float, check_alpha, undefined
 from assay.stats.resample import percentile_test, quantile_deviations
+from assay.stats.scipy_stats import scipy_stats
 from assay.stats.split import moments, welch
 
 
@@ -182,7 +183,7 @@ def sample_ratio_mismatch(
     expected = shares / shares.sum() * total
     statistic = float(np.sum((counts - expected) ** 2 / expected))
     dof = int(counts.size - 1)
-    from scipy.stats import chi2  # lazily: scipy.stats is slow to import
+    chi2 = scipy_stats().chi2
 
     p_value = float(chi2.sf(statistic, dof))
     return {

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assay.stats.scipy_stats import scipy_stats
+
 Interval = tuple[float, float]
 CONFIDENCE = 0.95
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:
     """Two-sided standard-normal quantile for ``confidence``."""
-    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+    norm = scipy_stats().norm
 
     return float(norm.ppf(0.5 + confidence / 2.0))
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from assay.stats.scipy_stats import scipy_stats
+
 EXACT_SUM_MIN_N = 10_000  # below this scipy's own loop is already quick
 EXACT_SUM_MAX_N = 1_000_000  # above this scipy uses an asymptotic series, not the sum
 NXSQUARED_ZERO = 370.0  # scipy's survival function is 0 from here on (n > 140)
@@ -38,7 +40,7 @@ def kolmogorov_sf(d: float, n: int) -> float:
         nxsquared = n * d * d
         if d >= 0.5 or NXSQUARED_TAIL <= nxsquared < NXSQUARED_ZERO:
             return float(np.clip(2.0 * smirnov_upper_tail(n, d), 0.0, 1.0))
-    from scipy import stats as sps  # lazily: scipy.stats is slow to import
+    sps = scipy_stats()
 
     return float(np.clip(sps.kstwo.sf(d, n), 0.0, 1.0))
 
@@ -50,7 +52,7 @@ def smirnov_upper_tail(n: int, x: float) -> float:
     >>> bool(abs(smirnov_upper_tail(50_000, 0.008) - smirnov(50_000, 0.008)) < 1e-16)
     True
     """
-    from scipy import stats as sps  # lazily: scipy.stats is slow to import
+    sps = scipy_stats()
 
     j = np.arange(int(np.floor(n * (1.0 - x))) + 1, dtype=np.float64)
     p = x + j / n

@@ -39,6 +39,7 @@ from assay.stats.compare import (
 )
 from assay.stats.intervals import wilson_interval
 from assay.stats.resample import metric_deviations, percentile_test, point_value
+from assay.stats.scipy_stats import scipy_stats
 
 EXACT_BELOW = 25  # discordant pairs below which McNemar's exact binomial test is used
 _MCNEMAR = frozenset(ROW_SETS) - {"precision"}
@@ -104,12 +105,12 @@ def mcnemar_p_value(only_base: int, only_cand: int) -> tuple[float, str]:
     if discordant == 0:
         return 1.0, "mcnemar_exact"
     if discordant < EXACT_BELOW:
-        from scipy.stats import binom  # lazily: scipy.stats is slow to import
+        binom = scipy_stats().binom
 
         tail = float(binom.cdf(min(only_base, only_cand), discordant, 0.5))
         return min(1.0, 2.0 * tail), "mcnemar_exact"
     statistic = (only_base - only_cand) ** 2 / discordant
-    from scipy.stats import chi2  # lazily: scipy.stats is slow to import
+    chi2 = scipy_stats().chi2
 
     return float(chi2.sf(statistic, 1)), "mcnemar_chi2"
 
@@ -189,7 +190,7 @@ def delong_components(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.
     """
     positive = y == 1
     n_pos, n_neg = int(np.count_nonzero(positive)), int(np.count_nonzero(~positive))
-    from scipy.stats import rankdata  # lazily: scipy.stats is slow to import
+    rankdata = scipy_stats().rankdata
 
     ranks = rankdata(score)
     v10 = (ranks[positive] - rankdata(score[positive])) / n_neg
@@ -237,7 +238,7 @@ def normal_test(diff: float, var: float, alpha: float) -> tuple[tuple[float, flo
     if var <= 0:
         return (diff, diff), (1.0 if diff == 0 else 0.0)
     se = float(np.sqrt(var))
-    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+    norm = scipy_stats().norm
 
     half = float(norm.ppf(1 - alpha / 2)) * se
     return (diff - half, diff + half), float(2 * norm.sf(abs(diff) / se))

@@ -32,6 +32,7 @@ from typing import Any
 
 from assay.errors import InputError
 from assay.stats.compare import MEAN_LOSSES, ROW_SETS, check_alpha
+from assay.stats.scipy_stats import scipy_stats
 from assay.stats.sequential import boundary
 
 PROPORTIONS = frozenset(ROW_SETS)
@@ -106,7 +107,7 @@ def sample_size(
             field="sequential",
             hint="drop --paired / use --alternative two-sided",
         )
-    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+    norm = scipy_stats().norm
 
     z_a = float(norm.ppf(1 - alpha / 2 if two_sided else 1 - alpha))
     z_b = float(norm.ppf(power))

@@ -46,6 +46,7 @@ from assay.stats.intervals import wilson_interval
 from assay.stats.paired import normal_test
 from assay.stats.ranking import ScoreGroups, auc_delong
 from assay.stats.resample import metric_deviations, percentile_test, point_value
+from assay.stats.scipy_stats import scipy_stats
 
 Arm = tuple[np.ndarray, np.ndarray]
 
@@ -149,7 +150,7 @@ def welch(
     else:
         df = se2 * se2 / (se_b * se_b / (n_b - 1) + se_c * se_c / (n_c - 1))
         se = float(np.sqrt(se2))
-        from scipy.stats import t as student_t  # lazily: scipy.stats is slow to import
+        student_t = scipy_stats().t
 
         half = float(student_t.ppf(1 - alpha / 2, df)) * se
         ci, p_value = (diff - half, diff + half), float(2 * student_t.sf(abs(diff) / se, df))
@@ -176,7 +177,7 @@ def two_proportion_test(
     var0 = pooled * (1 - pooled) * (1 / n_b + 1 / n_c)
     if var0 <= 0:
         return ci, 1.0 if diff == 0 else 0.0
-    from scipy.stats import norm  # lazily: scipy.stats is slow to import
+    norm = scipy_stats().norm
 
     return ci, float(2 * norm.sf(abs(diff) / np.sqrt(var0)))
 
