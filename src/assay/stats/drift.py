@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from assay.stats.kolmogorov import kolmogorov_sf
+from assay.stats.reduce import dot
 from assay.stats.scipy_stats import scipy_stats
 from assay.stats.state import State
 
@@ -247,7 +248,7 @@ def wasserstein_sorted(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 19) -> fl
                                np.arange(j0, j1, dtype=np.int64) * n1])  # fmt: skip
         grid.sort()
         widths = np.diff(grid, append=np.int64(i1) * n2 if i1 < n1 else end)
-        total += float(np.dot(np.abs(a[grid // n2] - b[grid // n1]), widths))
+        total += dot(np.abs(a[grid // n2] - b[grid // n1]), widths)
     return total / (float(n1) * n2)
 
 

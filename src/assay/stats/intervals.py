@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assay.stats.reduce import dot
 from assay.stats.scipy_stats import scipy_stats
 
 Interval = tuple[float, float]
@@ -72,8 +73,8 @@ class WeightedMoments:
             weighted = weights[lo:hi] * x
             w += float(weights[lo:hi].sum())
             wx += float(weighted.sum())
-            wx2 += float(np.dot(weighted, x))
-        return cls(w, wx, wx2, float(np.dot(weights, weights)))
+            wx2 += dot(weighted, x)
+        return cls(w, wx, wx2, dot(weights, weights))
 
     @property
     def mean(self) -> float:

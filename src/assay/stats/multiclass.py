@@ -22,6 +22,7 @@ from assay.stats.intervals import (
 )
 from assay.stats.outcome import MetricSet
 from assay.stats.ranking import ScoreGroups, auc_delong
+from assay.stats.reduce import dot
 from assay.stats.state import State, weights_or_ones
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -185,7 +186,7 @@ class MulticlassProbaState(State):
             return out
         p_true = np.clip(proba[np.arange(t.size), t], _EPS, 1 - _EPS)
         losses = -np.log(p_true)
-        out.set("log_loss", float(np.dot(w, losses) / w.sum()), mean_interval(losses, w))
+        out.set("log_loss", dot(w, losses) / float(w.sum()), mean_interval(losses, w))
         k = proba.shape[1]
         missing = [c for i, c in enumerate(self.params["classes"]) if not np.any(t == i)]
         if missing:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from assay.stats.drift import PSI_FLOOR, PSI_QUANTILES, jensen_shannon, ks_p_value, psi
+from assay.stats.reduce import dot
 from assay.stats.state import State
 
 DEFAULT_NUMERIC_BINS = 4096
@@ -75,7 +76,7 @@ class NumericHistogramState(State):
                 "counts": np.bincount(cells, minlength=bins).astype(np.int64),
                 "nulls": np.asarray(v.size - kept.size, dtype=np.int64),
                 "outside": np.asarray(outside, dtype=np.int64),
-                "moments": np.array([kept.sum(), np.dot(kept, kept)]),
+                "moments": np.array([kept.sum(), dot(kept, kept)]),
             },
         )
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assay.stats.reduce import dot
+
 
 @dataclass(frozen=True)
 class ScoreGroups:
@@ -85,8 +87,8 @@ class ScoreGroups:
         row_label = y_true[order]
         cpos = np.cumsum(row_weight * row_label)[ends]
         cneg = np.cumsum(row_weight)[ends] - cpos
-        w2_total = float(np.dot(row_weight, row_weight))
-        pos_w2 = float(np.dot(row_weight * row_weight, row_label))
+        w2_total = dot(row_weight, row_weight)
+        pos_w2 = dot(row_weight * row_weight, row_label)
         return cls(
             order=order if keep_rows else np.zeros(0, np.int64),
             ends=ends if keep_rows else np.zeros(0, np.int64),
@@ -121,7 +123,7 @@ class ScoreGroups:
         tp = big_p - self.cpos + pos  # positives at or above each threshold
         predicted = tp + (big_n - self.cneg + self.neg)  # 0 only if all those rows weigh 0
         precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-        return float(np.dot(pos, precision) / big_p)
+        return dot(pos, precision) / big_p
 
     def average_precision_replicates(self, counts: np.ndarray) -> np.ndarray:
         """Average precision under each row of resampling ``counts`` (replicates, rows)."""
@@ -167,12 +169,12 @@ def auc_delong(groups: ScoreGroups, weight: np.ndarray) -> tuple[float, float]:
     big_p, big_n = groups.pos_total, groups.neg_total
     pos, neg = groups.pos, groups.neg
     v10 = (groups.cneg - 0.5 * neg) / big_n  # per positive: negatives below + half the ties
-    auc = float(np.dot(pos, v10) / big_p)
+    auc = dot(pos, v10) / big_p
     v01 = (big_p - groups.cpos + 0.5 * pos) / big_p  # per negative: positives above + half
     m_eff = big_p * big_p / groups.pos_w2
     n_eff = big_n * big_n / groups.neg_w2
-    ms10 = float(np.dot(pos, (v10 - auc) ** 2) / big_p)
-    ms01 = float(np.dot(neg, (v01 - auc) ** 2) / big_n)
+    ms10 = dot(pos, (v10 - auc) ** 2) / big_p
+    ms01 = dot(neg, (v01 - auc) ** 2) / big_n
     var = (ms10 / (m_eff - 1) if m_eff > 1 else np.inf) + (
         ms01 / (n_eff - 1) if n_eff > 1 else np.inf
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from assay.stats.intervals import little_bootstrap_interval, mean_interval
 from assay.stats.outcome import MetricSet
+from assay.stats.reduce import dot, rows_dot
 from assay.stats.state import State, weights_or_ones
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -66,7 +67,7 @@ class RegressionState(State):
         ape = abs_err / np.maximum(np.abs(y), _EPS)
         w_sum = float(w.sum())
         for name, values in (("mae", abs_err), ("mse", sq), ("mape", ape), ("mean_error", err)):
-            out.set(name, float(np.dot(w, values) / w_sum), mean_interval(values, w))
+            out.set(name, dot(w, values) / w_sum, mean_interval(values, w))
         mse_ci = out.intervals["mse"]
         rmse_ci = None if mse_ci is None else (np.sqrt(max(mse_ci[0], 0.0)), np.sqrt(mse_ci[1]))
         out.set("rmse", float(np.sqrt(out.values["mse"] or 0.0)), rmse_ci)
@@ -74,16 +75,16 @@ class RegressionState(State):
         def r2_of(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
             cw = counts * w[rows]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                mean = (cw @ y[rows]) / cw.sum(axis=1)
+                mean = rows_dot(cw, y[rows]) / cw.sum(axis=1)
                 sst = (cw * (y[rows][None, :] - mean[:, None]) ** 2).sum(axis=1)
-                return 1.0 - (cw @ sq[rows]) / sst
+                return 1.0 - rows_dot(cw, sq[rows]) / sst
 
-        y_mean = float(np.dot(w, y) / w_sum)
-        sst = float(np.dot(w, (y - y_mean) ** 2))
+        y_mean = dot(w, y) / w_sum
+        sst = dot(w, (y - y_mean) ** 2)
         if sst <= 0:
             out.undefined("r2", "y_true is constant (total sum of squares is 0)")
         else:
-            r2 = 1.0 - float(np.dot(w, sq)) / sst
+            r2 = 1.0 - dot(w, sq) / sst
             out.set("r2", r2, little_bootstrap_interval(r2_of, y.size, estimate=r2, seed=seed))
 
         def medae_of(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ import numpy as np
 
 from assay.stats.compare import MEAN_LOSSES, per_row_loss, predicted
 from assay.stats.ranking import ScoreGroups
+from assay.stats.reduce import rows_dot
 
 EXACT_ROWS = 10_000  # above this many rows the bag of little bootstraps is used
 SUBSETS = 10
@@ -143,15 +144,15 @@ def metric_values(
     with np.errstate(invalid="ignore", divide="ignore"):
         if metric in MEAN_LOSSES or metric == "rmse":
             loss = per_row_loss("mse" if metric == "rmse" else metric, y, s)
-            mean = weight @ loss / weight.sum(axis=1)
+            mean = rows_dot(weight, loss) / weight.sum(axis=1)
             return np.sqrt(mean) if metric == "rmse" else mean
         if metric == "r2":
             total = weight.sum(axis=1)
             centre = float(np.mean(y))
-            y_mean = weight @ y / total
-            ss_tot = weight @ ((y - centre) ** 2) - total * (y_mean - centre) ** 2
-            ss_res = weight @ ((y - s) ** 2)
-            floor = 1e-12 * np.maximum(weight @ (y * y), 1.0)
+            y_mean = rows_dot(weight, y) / total
+            ss_tot = rows_dot(weight, (y - centre) ** 2) - total * (y_mean - centre) ** 2
+            ss_res = rows_dot(weight, (y - s) ** 2)
+            floor = 1e-12 * np.maximum(rows_dot(weight, y * y), 1.0)
             return np.where(ss_tot > floor, 1 - ss_res / ss_tot, np.nan)
         if metric in ("roc_auc", "average_precision"):
             groups = ScoreGroups.build(s, y, w, keep_rows=True)
@@ -159,10 +160,10 @@ def metric_values(
                 return groups.auc_replicates(counts)
             return groups.average_precision_replicates(counts)
         pred = predicted(s, threshold)
-        tp = weight @ (y * pred)
-        fp = weight @ ((1 - y) * pred)
-        fn = weight @ (y * (1 - pred))
-        tn = weight @ ((1 - y) * (1 - pred))
+        tp = rows_dot(weight, y * pred)
+        fp = rows_dot(weight, (1 - y) * pred)
+        fn = rows_dot(weight, y * (1 - pred))
+        tn = rows_dot(weight, (1 - y) * (1 - pred))
         num, den = {
             "accuracy": (tp + tn, tp + tn + fp + fn),
             "error_rate": (fp + fn, tp + tn + fp + fn),

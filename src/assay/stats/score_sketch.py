@@ -25,6 +25,7 @@ import numpy as np
 from assay.stats.intervals import WeightedMoments, z_value
 from assay.stats.outcome import MetricSet
 from assay.stats.ranking import ScoreGroups, auc_delong
+from assay.stats.reduce import dot
 from assay.stats.state import State, weights_or_ones
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -85,7 +86,7 @@ class BinaryScoreSketchState(State):
         pos = np.bincount(cell, weights=wy, minlength=bins)
         neg = np.bincount(cell, weights=w - wy, minlength=bins)
         w2 = w * w
-        w2_pos = float(np.dot(w2, y))
+        w2_pos = dot(w2, y)
         inner = np.linspace(0.0, 1.0, ece_bins + 1)[1:-1]
         cal = np.searchsorted(inner, s)  # the same calibration bins as the exact state
         ece = np.vstack([np.bincount(cal, weights=v, minlength=ece_bins) for v in (w, wy, w * s)])
@@ -94,9 +95,7 @@ class BinaryScoreSketchState(State):
         losses = -np.where(y == 1, np.log(p), np.log(q))
         brier = (y - s) ** 2
         w_sum, w2_sum = float(w.sum()), float(w2.sum())
-        moments = np.array(
-            [[w_sum, float(np.dot(w, x)), float(np.dot(w * x, x)), w2_sum] for x in (losses, brier)]
-        )
+        moments = np.array([[w_sum, dot(w, x), dot(w * x, x), w2_sum] for x in (losses, brier)])
         return cls(
             {"bins": int(bins), "ece_bins": int(ece_bins)},
             {
@@ -126,7 +125,7 @@ class BinaryScoreSketchState(State):
         """Largest possible gap between the sketched and the exact ROC AUC."""
         pos, neg = self.data["pos"], self.data["neg"]
         total = float(pos.sum() * neg.sum())
-        return 0.0 if total <= 0 else float(0.5 * np.dot(pos, neg) / total)
+        return 0.0 if total <= 0 else 0.5 * dot(pos, neg) / total
 
     def average_precision_range(self) -> tuple[float, float]:
         """Lowest and highest average precision any order of the rows within bins gives."""
@@ -137,7 +136,7 @@ class BinaryScoreSketchState(State):
         with np.errstate(divide="ignore", invalid="ignore"):
             low = np.where(above + pos + neg > 0, tp_above / (above + pos + neg), 0.0)
             high = np.where(above + pos > 0, (tp_above + pos) / (above + pos), 0.0)
-        return float(np.dot(pos, low) / big_p), float(np.dot(pos, high) / big_p)
+        return dot(pos, low) / big_p, dot(pos, high) / big_p
 
     def result(self, *, seed: int = 0, curves: bool = False) -> MetricSet:
         """Score metrics; roc_auc with a DeLong interval on the binned scores.

@@ -45,6 +45,7 @@ from assay.stats.compare import (
 from assay.stats.intervals import wilson_interval
 from assay.stats.paired import normal_test
 from assay.stats.ranking import ScoreGroups, auc_delong
+from assay.stats.reduce import dot
 from assay.stats.resample import metric_deviations, percentile_test, point_value
 from assay.stats.scipy_stats import scipy_stats
 
@@ -115,9 +116,9 @@ def moments(x: np.ndarray, w: np.ndarray | None) -> tuple[float, float, float]:
     total = float(w.sum())
     if total <= 0:
         return float("nan"), float("nan"), 0.0
-    mean = float(w @ x / total)
-    n_eff = total * total / float(w @ w)
-    var = float(w @ (x - mean) ** 2 / total) * n_eff / (n_eff - 1) if n_eff > 1 else float("nan")
+    mean = dot(w, x) / total
+    n_eff = total * total / dot(w, w)
+    var = dot(w, (x - mean) ** 2) / total * n_eff / (n_eff - 1) if n_eff > 1 else float("nan")
     return mean, var, n_eff
 
 
