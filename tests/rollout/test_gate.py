@@ -97,6 +97,24 @@ def test_paired_gate_promotes_a_clearly_better_candidate() -> None:
     assert c["ci"][0] < c["difference"] < c["ci"][1]
 
 
+def test_paired_gate_gives_the_same_numbers_whatever_the_candidates_row_order() -> None:
+    """The joined rows follow the baseline's order: the bootstrap resamples the same rows
+    and sums round alike, so the decision repeats bit for bit. (Arrow's threaded join
+    returns its rows in an order that varies from run to run.)"""
+    base, cand = shadow_pair(n=120_000)
+    shuffled = cand.take(pa.array(np.random.default_rng(2).permutation(cand.num_rows)))
+    metrics = ["average_precision", "log_loss"]  # both with paired bootstrap intervals
+    runs = [assay.gate(base, c, paired=True, id_column="id", metrics=metrics)
+            for c in (cand, shuffled, shuffled, cand)]  # fmt: skip
+    checks = [[c.to_dict() for c in d.checks] for d in runs]
+    assert checks[0][0]["test"] == "paired_bootstrap"
+    assert all(found == checks[0] for found in checks[1:])
+    y = base.column("target").to_numpy()
+    expected = roc_auc_score(y, cand.column("score").to_numpy())  # the rows are all there
+    auc = assay.gate(base, shuffled, paired=True, id_column="id").checks[0].to_dict()
+    assert auc["candidate"] == pytest.approx(expected, abs=1e-12)
+
+
 def test_paired_gate_rejects_a_clearly_worse_candidate_on_accuracy() -> None:
     base, cand = shadow_pair()
     d = assay.gate(cand, base, paired=True, id_column="id", metrics=["accuracy"], margin=0.01)

@@ -64,6 +64,9 @@ def _finite(column: pa.ChunkedArray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+_ROW = "\0row"  # the baseline's row number, while joining
+
+
 def read_paired_arms(
     spec: EvaluationSpec, base: Source, cand: Source, id_column: str, latency_cols: list[str]
 ) -> tuple[Arm, Arm, dict[str, int]]:
@@ -79,7 +82,11 @@ def read_paired_arms(
     for side, table in (("baseline", left), ("candidate", right)):
         _unique_ids(table, id_column, side)
     right = right.rename_columns([c if c == id_column else f"c::{c}" for c in right.column_names])
+    # the join's output order varies from run to run: put the rows back in the baseline's
+    # order, so sums round alike and the bootstrap resamples the same rows every time
+    left = left.append_column(_ROW, pa.array(np.arange(left.num_rows, dtype=np.int64)))
     joined = left.join(right, keys=id_column, join_type="inner", use_threads=True)
+    joined = joined.take(pc.sort_indices(joined.column(_ROW))).drop_columns([_ROW])
     label = joined.column(spec.target)
     if f"c::{spec.target}" in joined.column_names:
         other = joined.column(f"c::{spec.target}")
