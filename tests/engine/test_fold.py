@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from assay.engine.distributed import finish_states
 from assay.engine.fold import WINDOW, Folded, FoldPlan, fold_batches
 from assay.engine.partitions import open_partitioned, read_partition
+from assay.engine.ray_tasks import finish_states
 from assay.engine.spec import EvaluationSpec
 from assay.errors import EmptyInputError, InputError
 

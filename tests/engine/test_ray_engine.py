@@ -24,7 +24,7 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 import assay
-from assay.errors import ColumnTypeError
+from assay.errors import ColumnTypeError, ConfigError
 
 from .conftest import binary_window, write_partitioned
 
@@ -107,6 +107,23 @@ def test_exact_states_on_ray_equal_the_local_engine(ray_runtime: Any, windows: d
     ks = ks_2samp(ref[np.isfinite(ref)], amount[np.isfinite(amount)]).statistic
     assert on_ray["drift"]["amount"]["ks"]["statistic"] == pytest.approx(ks, abs=1e-12)
     assert on_ray["rows"] == {"current": 60_000, "reference": 50_000}
+
+
+def test_many_partitions_are_tree_merged_before_finishing(ray_runtime: Any, windows: dict) -> None:
+    """At most one partition's states per finishing task: the current window's partitions
+    go through two levels of 8-way merge tasks, and the JSON is still the local engine's."""
+    kwargs = {k: v for k, v in ARGS.items() if k != "weight"}
+    local = _evaluate(str(windows["current"]), reference=str(windows["reference"]), **kwargs)
+    options = {"partitions": 15, "finish_inputs": 1}
+    on_ray = _evaluate(str(windows["current"]), reference=str(windows["reference"]),
+                       engine="ray", ray_options=options, **kwargs)  # fmt: skip
+    windows_run = on_ray["run"]["ray"]["windows"]
+    assert windows_run["current"]["partitions"] > 8  # two levels
+    assert windows_run["reference"]["partitions"] > 1  # one level
+    assert _without_run(on_ray) == _without_run(local)
+    with pytest.raises(ConfigError, match="finish_inputs must be a positive integer"):
+        assay.evaluate(str(windows["current"]), engine="ray", ray_options={"finish_inputs": 0},
+                       task="binary", target="target", score="score")  # fmt: skip
 
 
 def test_in_memory_regression_and_multiclass_equal_the_local_engine(ray_runtime: Any) -> None:

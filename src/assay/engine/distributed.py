@@ -1,14 +1,19 @@
-"""The Ray engine: partitions folded into states by Ray tasks, then tree-merged.
+"""The Ray engine: partitions folded into states by Ray tasks; metrics and drift finished
+by Ray tasks too.
 
-Each task streams its partition's record batches (:mod:`assay.engine.partitions`) into
-states keyed by group (:mod:`assay.engine.fold`) and returns them to the object store
-(numpy arrays travel out of band, and are read in place by the tasks that merge them). Adjacent
-partitions' states are merged by further tasks as soon as both are ready, so the merge
-is a tree, the driver never holds more than the final states, and the rows meet in file
-order: exact states give the local engine's numbers exactly. With ``approximate=True``
-the states that grow with the rows (binary scores, numeric features) are replaced by
-fixed-size sketches with stated error bounds, after a first pass that learns each
-numeric column's range.
+Each fold task streams its partition's record batches (:mod:`assay.engine.partitions`)
+into states keyed by group (:mod:`assay.engine.fold`) and returns them cut into pieces
+(:class:`~assay.engine.ray_tasks.Layout`): the overall metric states, buckets of segment
+values, chunks of drift columns. Numpy arrays travel out of band and are read in place.
+One finishing task per piece merges that piece of every partition, in file order, and
+finishes it: exact states give the local engine's numbers exactly. Past
+``finish_inputs`` partitions (64 by default), merge tasks first combine neighbouring
+partitions 8 at a time, level by level: a merge tree whose last level is the finishing.
+The driver submits everything at once, so both windows' folds and the finishing keep
+every CPU busy, and it fetches only finished numbers: it never holds a window's states.
+With ``approximate=True`` the states that grow with the rows (binary scores, numeric
+features) are replaced by fixed-size sketches with stated error bounds, after a first
+pass that learns each numeric column's range.
 
 Ray is optional: it is imported when the engine runs, and a missing install raises
 :class:`~assay.errors.MissingDependencyError` with the install hint.
@@ -18,28 +23,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.fs as pafs
-
-from assay.engine import local
-from assay.engine.fold import Folded, FoldPlan, fold_batches, merge_folded
-from assay.engine.partitions import Partition, Partitioned, open_partitioned, read_partition
+from assay.engine import ray_tasks
+from assay.engine.fold import FoldPlan, GroupKey
+from assay.engine.partitions import Partition, Partitioned, open_partitioned
+from assay.engine.ray_tasks import Layout, drift_chunks, raise_boxed
 from assay.engine.spec import EvaluationSpec, FeatureType
-from assay.errors import AssayError, EmptyInputError, MissingDependencyError
-from assay.stats import DriftRule, MetricSet, NumericSampleState, State
-from assay.stats.numeric_sketch import NumericHistogramState, sketch_numeric_drift
-from assay.stats.score_sketch import BinaryScoreSketchState
+from assay.errors import EmptyInputError, MissingDependencyError
+from assay.stats import DriftRule
 
 DEFAULT_BATCH_SIZE = 131_072
+FINISH_INPUTS = 64  # default: the most partitions' pieces one finishing task reads
+MERGE_FAN_IN = 8  # partitions per merge task, when a window has more than FINISH_INPUTS
+MAX_BUCKETS = 16  # finishing tasks for segment values, at most (more than CPUs: few
+# values hash unevenly)
+MAX_CHUNKS = 32  # finishing tasks for drift columns, at most
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class RayOptions:
     ``partitions``: at least this many partitions per window (default: 2 × the cluster's
     CPUs, and never fewer than the files). ``worker_memory``: a hard cap, in bytes, on the
     memory each fold task may add to its worker (the kernel's data-segment limit, set for
-    the task's duration; Linux).
+    the task's duration; Linux). ``finish_inputs``: the most partitions' states one
+    finishing task reads; past it, merge tasks first combine neighbours 8 at a time.
     """
 
     address: str | None = None
@@ -57,15 +59,29 @@ class RayOptions:
     partitions: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     worker_memory: int | None = None
+    finish_inputs: int = FINISH_INPUTS
 
 
 @dataclass
 class WindowFold:
-    """One window's data set and its merged states."""
+    """One window's folds in flight: its pieces' object refs, then its partitions' infos."""
 
     data: Partitioned
-    folded: Folded
+    plan: FoldPlan
+    layout: Layout
+    pieces: list[list[Any]]  # per piece: at most finish_inputs refs, in file order
+    info_refs: list[Any]
     partitions: list[dict[str, Any]] = field(default_factory=list)
+    rows: int = 0
+    labeled: int = 0
+
+    def gather(self, ray: Any) -> None:
+        """Wait for the folds' infos; raise the first partition's error."""
+        self.partitions = ray.get(self.info_refs)
+        for info in self.partitions:
+            raise_boxed(info.get("error"))
+        self.rows = sum(info["rows"] for info in self.partitions)
+        self.labeled = sum(info["labeled"] for info in self.partitions)
 
 
 def import_ray() -> Any:
@@ -110,7 +126,7 @@ def survey(
 ) -> tuple[dict[str, tuple[float, float]], list[list[str]]]:
     """A cheap first pass: numeric columns' ranges over all windows (approximate states),
     and each window's classes (multiclass)."""
-    task = ray.remote(_survey_partition)
+    task = ray.remote(ray_tasks.survey_partition)
     jobs: list[tuple[int, Any]] = []
     for number, (data, plan) in enumerate(windows):
         numeric = plan.numeric_columns() if plan.approximate else []
@@ -125,7 +141,7 @@ def survey(
     ranges: dict[str, tuple[float, float]] = {}
     classes: list[set[str]] = [set() for _ in windows]
     for (number, _), found in zip(jobs, ray.get([job for _, job in jobs]), strict=True):
-        _raise_boxed(found)
+        raise_boxed(found)
         for name, (lo, hi) in found["ranges"].items():
             old = ranges.get(name, (lo, hi))
             ranges[name] = (min(old[0], lo), max(old[1], hi))
@@ -133,39 +149,73 @@ def survey(
     return ranges, [sorted(found) for found in classes]
 
 
-def fold_window(ray: Any, data: Partitioned, plan: FoldPlan, options: RayOptions) -> WindowFold:
-    """Fold every partition on Ray and tree-merge the states; only the result is fetched."""
+def fold_window(
+    ray: Any, data: Partitioned, plan: FoldPlan, layout: Layout, options: RayOptions
+) -> WindowFold:
+    """Submit a fold task per partition (and the merges past ``finish_inputs``
+    partitions); nothing waits."""
     # running out of a fixed memory cap is not transient: no retry then
-    fold = ray.remote(_fold_partition).options(
-        num_returns=2, **({"max_retries": 0} if options.worker_memory else {})
+    fold = ray.remote(ray_tasks.fold_partition).options(
+        num_returns=layout.pieces + 1, **({"max_retries": 0} if options.worker_memory else {})
     )
-    states, infos = [], []
-    for part, filesystem, rows in _shipped(ray, data):
-        folded, info = fold.remote(
-            plan, filesystem, rows, part, options.batch_size, options.worker_memory
+    rows, infos = [], []
+    for part, filesystem, table in _shipped(ray, data):
+        *pieces, info = fold.remote(
+            plan, layout, filesystem, table, part, options.batch_size, options.worker_memory
         )
-        states.append(folded)
+        rows.append(pieces)
         infos.append(info)
-    root = tree_merge(ray, ray.remote(_merge_folded), states)
-    del states  # intermediate states are freed as soon as their merge has read them
-    merged = ray.get(root)
-    partitions = ray.get(infos)
-    _raise_boxed(merged)
-    return WindowFold(data, merged, partitions)
+    rows = tree_merge(ray, ray.remote(ray_tasks.merge_rows), rows, until=options.finish_inputs)
+    by_piece = [list(column) for column in zip(*rows, strict=True)]
+    return WindowFold(data, plan, layout, by_piece, infos)
 
 
-def tree_merge(ray: Any, merge: Any, refs: list[Any], fan_in: int = 8) -> Any:
-    """Merge ordered object refs in a tree of ``fan_in``-way merge tasks; the root's ref.
+def tree_merge(
+    ray: Any,
+    merge: Any,
+    rows: list[list[Any]],
+    fan_in: int = MERGE_FAN_IN,
+    until: int = 1,
+) -> list[list[Any]]:
+    """Merge ordered partitions' pieces by ``fan_in``-way merge tasks, level by level,
+    until at most ``until`` rows are left; those rows of refs, in order.
 
-    Each task merges neighbours, so the result keeps the partitions' order; Ray starts a
+    ``rows`` holds each partition's piece refs (all rows alike long); a merge task merges
+    neighbours piece by piece, so the result keeps the partitions' order. Ray starts a
     merge as soon as its inputs are ready, and the driver holds nothing but refs.
     """
-    while len(refs) > 1:
-        refs = [
-            refs[i] if len(refs[i : i + fan_in]) == 1 else merge.remote(*refs[i : i + fan_in])
-            for i in range(0, len(refs), fan_in)
-        ]
-    return refs[0]
+    width = len(rows[0]) if rows else 0
+    task = merge.options(num_returns=width) if width else merge
+    while len(rows) > max(until, 1):
+        merged = []
+        for i in range(0, len(rows), fan_in):
+            group = rows[i : i + fan_in]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            out = task.remote(width, *[ref for row in group for ref in row])
+            merged.append(list(out) if width > 1 else [out])
+        rows = merged
+    return rows
+
+
+def submit_finishing(
+    ray: Any, spec: EvaluationSpec, cur: WindowFold, ref: WindowFold | None
+) -> list[tuple[str, Any]]:
+    """One finishing task per piece, the longest (overall metrics) first: (role, ref)."""
+    groups = ray.remote(ray_tasks.finish_groups)
+    drift = ray.remote(ray_tasks.finish_drift)
+    jobs = [("current", groups.remote(spec, *cur.pieces[0]))]
+    jobs += [("current", groups.remote(spec, *cur.pieces[1 + b]))
+             for b in range(cur.layout.buckets)]  # fmt: skip
+    if ref is not None:
+        if ref.plan.metrics:
+            jobs.append(("reference", groups.remote(spec, *ref.pieces[0])))
+        for chunk in range(len(cur.layout.chunks)):
+            old = ref.pieces[ref.layout.first_chunk + chunk]
+            new = cur.pieces[cur.layout.first_chunk + chunk]
+            jobs.append(("drift", drift.remote(len(old), *old, *new)))
+    return jobs
 
 
 def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any, Any]]:
@@ -181,120 +231,6 @@ def _shipped(ray: Any, data: Partitioned) -> Iterator[tuple[Partition, Any, Any]
             yield part, data.filesystem, None
         else:
             yield replace(part, offset=0), None, data.shipped[i]
-
-
-# -- the tasks (run in Ray workers) --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Boxed:
-    """An Assay error raised in a task, carried back to the driver intact."""
-
-    kind: type[AssayError]
-    message: str
-    attributes: dict[str, Any]
-
-    def rebuild(self) -> AssayError:
-        err = self.kind.__new__(self.kind)
-        Exception.__init__(err, self.message)
-        err.__dict__.update(self.attributes)
-        return err
-
-
-def _raise_boxed(value: Any) -> None:
-    if isinstance(value, _Boxed):
-        raise value.rebuild()
-
-
-def _box(err: AssayError) -> _Boxed:
-    return _Boxed(type(err), str(err), dict(err.__dict__))
-
-
-def _fold_partition(
-    plan: FoldPlan,
-    filesystem: pafs.FileSystem | None,
-    rows: pa.Table | None,
-    part: Partition,
-    batch_size: int,
-    worker_memory: int | None,
-) -> tuple[Folded | _Boxed, dict[str, Any]]:
-    started = time.perf_counter()
-    _reset_peak_rss()
-    info: dict[str, Any] = {"index": part.index, "rows": part.rows}
-    limit = resource.getrlimit(resource.RLIMIT_DATA)
-    if worker_memory:  # the kernel refuses this task any allocation past the cap
-        cap = _proc_status("VmData") + worker_memory
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, limit[1]))
-    try:
-        batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
-        folded = fold_batches(plan, batches)
-        result: Folded | _Boxed = folded
-        info["state_bytes"] = folded.serialized_size()  # what the partition's states weigh
-    except AssayError as err:
-        result = _box(err)
-        info["error"] = str(err)
-    finally:
-        resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
-    info["seconds"] = round(time.perf_counter() - started, 4)
-    info["peak_rss_bytes"] = _proc_status("VmHWM")
-    info["pid"] = os.getpid()
-    return result, info
-
-
-def _merge_folded(*parts: Folded | _Boxed) -> Folded | _Boxed:
-    """Merge neighbours' states (their arrays are read in place from the object store)."""
-    for part in parts:
-        if isinstance(part, _Boxed):
-            return part
-    try:
-        return merge_folded(list(parts))  # type: ignore[arg-type]
-    except AssayError as err:
-        return _box(err)
-
-
-def _survey_partition(
-    filesystem: pafs.FileSystem | None,
-    rows: pa.Table | None,
-    part: Partition,
-    numeric: list[str],
-    labels: list[str],
-    target: str,
-    batch_size: int,
-) -> dict[str, Any] | _Boxed:
-    ranges: dict[str, tuple[float, float]] = {}
-    classes: set[str] = set()
-    columns = list(dict.fromkeys([*numeric, *labels]))
-    for batch in read_partition((filesystem, rows), part, columns, batch_size):
-        for name in numeric:
-            values = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-            values = values[np.isfinite(values)]
-            if values.size:
-                lo, hi = ranges.get(name, (float(values.min()), float(values.max())))
-                ranges[name] = (min(lo, float(values.min())), max(hi, float(values.max())))
-        if labels:
-            labeled = batch.filter(pc.is_valid(batch.column(target)))
-            for name in labels:
-                strings = pc.cast(labeled.column(name), pa.string())
-                classes |= {v for v in pc.unique(strings).to_pylist() if v is not None}
-    return {"ranges": ranges, "classes": sorted(classes)}
-
-
-def _proc_status(field_name: str) -> int:
-    """A ``/proc/self/status`` size in bytes (0 where there is no /proc)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> None:
-    """Restart the process's peak-RSS counter, so it measures this task alone."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 # -- the driver: one evaluation ------------------------------------------------------
@@ -316,7 +252,7 @@ class RayEvaluation:
 def evaluate_on_ray(
     spec: EvaluationSpec, current: Any, reference: Any, options: RayOptions
 ) -> RayEvaluation:
-    """Fold both windows on Ray and finish metrics and drift on the driver."""
+    """Fold both windows and finish metrics and drift on Ray; only numbers come back."""
     with ray_runtime(options.address) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         cur = open_window(current, "current", options, cpus)
@@ -337,43 +273,71 @@ def evaluate_on_ray(
             (data, replace(plan, ranges=ranges, classes=tuple(found) if found else None))
             for (data, plan), found in zip(windows, classes, strict=True)
         ]
-        folds = [fold_window(ray, data, plan, options) for data, plan in windows]
-        for data, _ in windows:
-            data.shipped = []  # the object refs must not outlive the runtime
-    cur_fold, ref_fold = folds[0], (folds[1] if len(folds) > 1 else None)
-    for fold, plan in zip(folds, (p for _, p in windows), strict=True):
-        _check_rows(fold, plan)
+        columns = [("drift", name) for name in features] if ref is not None else []
+        columns += [("prediction", prediction[0])] if prediction is not None else []
+        chunks = drift_chunks(columns, min(2 * cpus, MAX_CHUNKS))
+        buckets = min(4 * cpus, MAX_BUCKETS) if windows[0][1].groupings else 0
+        layouts = [Layout(buckets, chunks), Layout(0, chunks)]
+        folds = [fold_window(ray, data, plan, layout, options)
+                 for (data, plan), layout in zip(windows, layouts, strict=False)]  # fmt: skip
+        jobs = submit_finishing(ray, spec, folds[0], folds[1] if len(folds) > 1 else None)
+        try:
+            for fold in folds:
+                fold.gather(ray)
+                _check_rows(fold)
+            finished = ray.get([job for _, job in jobs])
+        except BaseException:
+            for _, job in jobs:  # a cluster would go on finishing what nobody reads
+                with contextlib.suppress(Exception):
+                    ray.cancel(job)
+            raise
+        finally:
+            for data, _ in windows:
+                data.shipped = []  # the object refs must not outlive the runtime
+    report = _Report.of(spec, [role for role, _ in jobs], finished)
+    drift = {name: report.drift[name] for name in features} if ref is not None else {}
+    spec.drift_rule.apply(drift)
+    prediction_drift = dict(report.prediction)
+    if prediction_drift:
+        DriftRule(**{**asdict(spec.drift_rule), "correction": "none"}).apply(prediction_drift)
+    run = _run_block(options, folds, report.states)
+    return RayEvaluation(folds[0], folds[1] if len(folds) > 1 else None, features,
+                         report.metrics, drift, prediction_drift, run)  # fmt: skip
 
-    def all_metrics() -> dict[str, Any]:  # one job: both windows' temporaries never coexist
-        metrics = finish_metrics(spec, cur_fold.folded, segments=True)
-        if ref_fold is not None and windows[1][1].metrics:
-            reference = finish_metrics(spec, ref_fold.folded, segments=False)
-            metrics["reference"] = reference["overall"]
-        return metrics
 
-    drift: dict[str, dict[str, Any]] = {}
-    prediction_drift: dict[str, dict[str, Any]] = {}
-    # as in the local engine, metrics and drift share a small pool (numpy releases the GIL)
-    with ThreadPoolExecutor(max_workers=local.default_threads()) as pool:
-        metrics_job = pool.submit(all_metrics)
-        if ref_fold is not None:
-            ref_states, cur_states = ref_fold.folded, cur_fold.folded
-            jobs = {n: pool.submit(drift_between, ref_states.drift[n], cur_states.drift[n])
-                    for n in features}  # fmt: skip
-            if prediction is not None:
-                name = prediction[0]
-                jobs[f"\0{name}"] = pool.submit(
-                    drift_between, ref_states.prediction[name], cur_states.prediction[name]
-                )
-            drift = {n: jobs[n].result() for n in features}
-            spec.drift_rule.apply(drift)
-            if prediction is not None:
-                prediction_drift = {prediction[0]: jobs[f"\0{prediction[0]}"].result()}
-                rule = DriftRule(**{**asdict(spec.drift_rule), "correction": "none"})
-                rule.apply(prediction_drift)
-        metrics = metrics_job.result()
-    run = _run_block(options, folds)
-    return RayEvaluation(cur_fold, ref_fold, features, metrics, drift, prediction_drift, run)
+@dataclass
+class _Report:
+    """The finishing tasks' answers put together as the local engine reports them."""
+
+    metrics: dict[str, Any]
+    drift: dict[str, dict[str, Any]]
+    prediction: dict[str, dict[str, Any]]
+    states: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, spec: EvaluationSpec, roles: list[str], finished: list[Any]) -> _Report:
+        groups: dict[GroupKey, dict[str, Any]] = {}
+        reference: dict[str, Any] | None = None
+        out = cls({}, {}, {}, {})
+        for role, found in zip(roles, finished, strict=True):
+            raise_boxed(found)
+            out.states.update(found["states"])
+            if role == "current":
+                groups.update(found["metrics"])
+            elif role == "reference":
+                reference = found["metrics"].get(())
+            else:
+                out.drift.update(found["drift"])
+                out.prediction.update(found["prediction"])
+        by_segment: dict[str, dict[str, Any]] = {column: {} for column in spec.segments}
+        keyed = sorted((key[0], value) for key, value in groups.items() if len(key) == 1)
+        for (column, label), value in sorted(keyed, key=lambda item: item[0][1]):
+            if column in by_segment:
+                by_segment[column][label] = value
+        out.metrics = {"overall": groups[()], "by_segment": by_segment}
+        if reference is not None:
+            out.metrics["reference"] = reference
+        return out
 
 
 def _prediction_column(spec: EvaluationSpec, ref_columns: list[str]) -> tuple[str, str] | None:
@@ -385,62 +349,23 @@ def _prediction_column(spec: EvaluationSpec, ref_columns: list[str]) -> tuple[st
     return (column, kind) if column and column in ref_columns else None
 
 
-def _check_rows(fold: WindowFold, plan: FoldPlan) -> None:
-    role = plan.role
-    if fold.folded.rows == 0:
+def _check_rows(fold: WindowFold) -> None:
+    role, plan = fold.data.source.role, fold.plan
+    if fold.rows == 0:
         raise EmptyInputError(f"the {role} data has no rows", field=role)
-    if plan.metrics and fold.folded.labeled == 0:
+    if plan.metrics and fold.labeled == 0:
         raise EmptyInputError(
             f"no row of the {role} data has a value in target column {plan.spec.target!r}",
             field=plan.spec.target,
         )
 
 
-def finish_metrics(spec: EvaluationSpec, folded: Folded, *, segments: bool) -> dict[str, Any]:
-    """Metrics overall (with curves) and per segment value, as the local engine reports them."""
-    out: dict[str, Any] = {"overall": finish_states(folded.metrics[()], seed=spec.seed,
-                                                    curves=True)}  # fmt: skip
-    if segments:
-        by_segment: dict[str, dict[str, Any]] = {c: {} for c in spec.segments}
-        keyed = [(key[0], states) for key, states in folded.metrics.items() if len(key) == 1]
-        for (column, label), states in sorted(keyed, key=lambda item: item[0][1]):
-            if column in by_segment:
-                by_segment[column][label] = finish_states(states, seed=spec.seed)
-        out["by_segment"] = by_segment
-    return out
-
-
-def finish_states(states: list[State], *, seed: int, curves: bool = False) -> dict[str, Any]:
-    """One group's metric dictionary (the local engine's finish, sketches included)."""
-    if not any(isinstance(s, BinaryScoreSketchState) for s in states):
-        return local.finish(states, seed=seed, curves=curves)
-    out = MetricSet()
-    for state in states:
-        if isinstance(state, BinaryScoreSketchState):
-            out.update(state.result(seed=seed, curves=curves))
-        else:
-            out.update(state.result(seed=seed))
-    return out.to_dict()
-
-
-def drift_between(reference: State, current: State) -> dict[str, Any]:
-    """Drift statistics of one column between two windows' states."""
-    if isinstance(reference, NumericHistogramState):
-        assert isinstance(current, NumericHistogramState)
-        return sketch_numeric_drift(reference, current)
-    kind = "numeric" if isinstance(reference, NumericSampleState) else "categorical"
-    return local.drift_of(kind, reference, current)  # type: ignore[arg-type]
-
-
-def _run_block(options: RayOptions, folds: list[WindowFold]) -> dict[str, Any]:
+def _run_block(
+    options: RayOptions, folds: list[WindowFold], states: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """What the run record says about Ray: partitions, state sizes, exactness, bounds."""
-    states: dict[str, dict[str, Any]] = {}
     windows: dict[str, Any] = {}
     for fold in folds:
-        every = [s for group in fold.folded.metrics.values() for s in group]
-        every += [*fold.folded.drift.values(), *fold.folded.prediction.values()]
-        for state in every:
-            states[state.kind] = {"exact": state.exact, "error_bound": state.error_bound}
         sizes = [p.get("state_bytes", 0) for p in fold.partitions]
         windows[fold.data.source.role] = {
             "partitions": len(fold.partitions),

@@ -55,7 +55,8 @@ def evaluate(
     ``engine="ray"`` folds partitions on Ray (the running runtime, the cluster at
     ``ray_address``, or a local one started for the call); ``approximate=True`` replaces
     the states that grow with the rows by fixed-size sketches with stated error bounds;
-    ``ray_options`` may set ``partitions``, ``batch_size`` and ``worker_memory`` (see
+    ``ray_options`` may set ``partitions``, ``batch_size``, ``worker_memory`` and
+    ``finish_inputs`` (see
     :class:`assay.engine.distributed.RayOptions`).
 
     >>> import pyarrow as pa
@@ -173,7 +174,7 @@ def _ray_options(
     from assay.engine.distributed import RayOptions, import_ray
 
     import_ray()  # the install hint before any work
-    known = {"partitions", "batch_size", "worker_memory"}
+    known = {"partitions", "batch_size", "worker_memory", "finish_inputs"}
     unknown = sorted(set(extra or {}) - known)
     if unknown:
         raise ConfigError(
@@ -182,7 +183,7 @@ def _ray_options(
             hint="use " + ", ".join(sorted(known)),
         )
     options = RayOptions(address=address, approximate=approximate, **dict(extra or {}))
-    for name in ("partitions", "batch_size", "worker_memory"):
+    for name in sorted(known):
         value = getattr(options, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(
@@ -199,12 +200,12 @@ def _evaluate_on_ray(
 
     found = evaluate_on_ray(spec, current, reference, options)
     cur, ref = found.current, found.reference
-    rows = {"current": cur.folded.rows}
-    labeled = {"current": cur.folded.labeled}
+    rows = {"current": cur.rows}
+    labeled = {"current": cur.labeled}
     if ref is not None:
-        rows["reference"] = ref.folded.rows
+        rows["reference"] = ref.rows
         if "reference" in found.metrics:
-            labeled["reference"] = ref.folded.labeled
+            labeled["reference"] = ref.labeled
     run = _run_record(
         spec, found.features, cur.data.source, None if ref is None else ref.data.source, started
     )
