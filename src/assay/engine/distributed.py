@@ -165,17 +165,13 @@ def fold_window(
         )
         rows.append(pieces)
         infos.append(info)
-    rows = tree_merge(ray, ray.remote(ray_tasks.merge_rows), rows, until=options.finish_inputs)
+    rows = tree_merge(ray.remote(ray_tasks.merge_rows), rows, until=options.finish_inputs)
     by_piece = [list(column) for column in zip(*rows, strict=True)]
     return WindowFold(data, plan, layout, by_piece, infos)
 
 
 def tree_merge(
-    ray: Any,
-    merge: Any,
-    rows: list[list[Any]],
-    fan_in: int = MERGE_FAN_IN,
-    until: int = 1,
+    merge: Any, rows: list[list[Any]], fan_in: int = MERGE_FAN_IN, until: int = 1
 ) -> list[list[Any]]:
     """Merge ordered partitions' pieces by ``fan_in``-way merge tasks, level by level,
     until at most ``until`` rows are left; those rows of refs, in order.
