@@ -9,13 +9,21 @@ it. Three contenders evaluate the same files, each in a fresh process:
   ``--cpus`` CPUs started in that process (its start-up is reported apart);
 * ``ray-approx``: ``engine="ray", approximate=True`` (fixed-size sketches).
 
-Each process evaluates twice: *cold* is the first call (imports, and for Ray the
-workers' start), *warm* the second (a long-lived cluster's case). Reported: wall seconds
-of both (best over ``--repeat`` processes), peak RSS of the driver and of the largest
-worker process (``VmHWM``, folds and merges included), and the bytes of state each
-partition sends. Then the issue's targets, and a projection to 10 billion rows on 100
-nodes from the measured state sizes and fold throughput. ``--record`` appends it all to
-``bench/RESULTS.md``.
+Each process evaluates twice: *cold* is the first call (for Ray: the workers' start and
+imports), *warm* the second (a long-lived cluster's case). Reported: wall seconds of both
+(best over ``--repeat`` processes, the contenders taking turns), peak RSS of the driver
+and of the largest worker process (``VmHWM``, folds, merges and finishing included), and
+the bytes of state each partition sends. Then the issue's targets, and a projection to
+10 billion rows on 100 nodes from the measured state sizes and fold throughput.
+``--record`` appends it all to ``bench/RESULTS.md``.
+
+Every contender pauses ``--settle`` seconds (default 5) after its set-up (imports; Ray's
+start) and before its cold call. On a virtual machine that hands free memory back to its
+host (free page reporting, as on the development machine), memory freed a few seconds
+ago is cheap to touch again and older memory costs seconds per GiB the first time: without
+the pause, a contender that starts right after another process exits gets the cheap
+memory, and Ray, whose start takes 3–4 s, never does. The run prints that cost (a fresh
+GiB touched after the pause, then again) beside the results.
 
     .venv/bin/python bench/scale.py --rows 1000000                  # small, quick
     .venv/bin/python bench/scale.py --rows 10000000 --rows 30000000 --record
@@ -117,7 +125,19 @@ def _status(pid: int) -> dict[str, str]:
     return {k: v.strip() for k, v in out.items()}
 
 
-def run_only(name: str, current: Path, reference: Path, cpus: int) -> None:
+def first_touch(settle: float) -> dict[str, float]:
+    """Seconds to touch a fresh GiB after ``settle`` seconds at rest, then the same again."""
+    time.sleep(settle)
+    out = {}
+    for reading in ("fresh", "again"):
+        started = time.perf_counter()
+        block = np.ones(2**27)  # 1 GiB of float64, every page written
+        out[reading] = time.perf_counter() - started
+        del block
+    return out
+
+
+def run_only(name: str, current: Path, reference: Path, cpus: int, settle: float) -> None:
     """Run one contender here and print its measurements as JSON (the parent reads it)."""
     import warnings
 
@@ -135,6 +155,7 @@ def run_only(name: str, current: Path, reference: Path, cpus: int) -> None:
                  logging_level="ERROR")  # fmt: skip
         out["startup_seconds"] = time.perf_counter() - started
         kwargs.update(engine="ray", approximate=name == "ray-approx")
+    time.sleep(settle)  # every contender meets the machine's memory in the same state
     started = time.perf_counter()
     result = assay.evaluate(str(current), **kwargs)
     out["seconds"] = time.perf_counter() - started
@@ -162,30 +183,47 @@ def run_only(name: str, current: Path, reference: Path, cpus: int) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def measure(name: str, current: Path, reference: Path, cpus: int, repeat: int) -> dict[str, Any]:
-    """Run a contender ``repeat`` times in fresh processes; keep the best times."""
-    runs = []
+def run_process(name: str, current: Path, reference: Path, cpus: int, settle: float) -> dict:
+    """One contender in a fresh process: its measurements."""
+    cmd = [sys.executable, __file__, "--only", name, "--current", str(current),
+           "--reference", str(reference), "--cpus", str(cpus), "--settle", str(settle)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def measure(
+    current: Path, reference: Path, cpus: int, repeat: int, settle: float
+) -> dict[str, dict[str, Any]]:
+    """Each contender ``repeat`` times in fresh processes, taking turns; the best times."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
     for _ in range(repeat):
-        cmd = [sys.executable, __file__, "--only", name, "--current", str(current),
-               "--reference", str(reference), "--cpus", str(cpus)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-        runs.append(json.loads(lines[-1][len("RESULT ") :]))
-    best = min(runs, key=lambda r: r["warm_seconds"])
-    best["seconds"] = min(r["seconds"] for r in runs)
-    best["runs"] = [(round(r["seconds"], 2), round(r["warm_seconds"], 2)) for r in runs]
-    return best
+        for name in CONTENDERS:
+            runs[name].append(run_process(name, current, reference, cpus, settle))
+            print(f"  {name}: cold {runs[name][-1]['seconds']:.2f}s, "
+                  f"warm {runs[name][-1]['warm_seconds']:.2f}s", flush=True)  # fmt: skip
+    results = {}
+    for name, found in runs.items():
+        best = dict(min(found, key=lambda r: r["warm_seconds"]))  # a copy: runs stay as run
+        best["seconds"] = min(r["seconds"] for r in found)
+        best["runs"] = [(round(r["seconds"], 2), round(r["warm_seconds"], 2)) for r in found]
+        results[name] = best
+    return results
 
 
 # -- report --------------------------------------------------------------------------
 
 
-def report(rows: int, files: int, cpus: int, results: dict[str, dict[str, Any]]) -> str:
+def report(
+    rows: int, files: int, cpus: int, results: dict[str, dict[str, Any]], settle: float
+) -> str:
     local = results["local"]
     lines = [
         f"### {rows:,} rows in {files} files (reference: {REFERENCE_ROWS:,} rows in 8 files)",
+        "",
+        f"Each contender paused {settle:g} s before its cold call (see the script's header).",
         "",
         "| contender | cold s | × local | warm s | × local | Ray start-up s | driver peak MiB "
         "| largest worker peak MiB | partitions | state bytes / partition (min–max) | roc_auc |",
@@ -227,17 +265,19 @@ def report(rows: int, files: int, cpus: int, results: dict[str, dict[str, Any]])
 
 def projection(results_by_rows: dict[int, dict[str, dict[str, Any]]]) -> str:
     """What 10 billion rows on 100 nodes would send and merge, from measured numbers."""
+    from assay.engine.distributed import FINISH_INPUTS, MAX_BUCKETS, MERGE_FAN_IN
+
     rows = max(results_by_rows)
     r = results_by_rows[rows]
     approx, exact = r["ray-approx"], r["ray"]
     per_core = rows / approx["fold_task_seconds"]  # rows one core folds per second
     state = approx["state_bytes"]["max"]
     exact_per_row = exact["state_bytes"]["max"] / exact["rows_per_partition"]["max"]
-    total_rows, nodes, cores, part_rows, fan_in = 10_000_000_000, 100, 16, 1_000_000, 8
+    total_rows, nodes, cores, part_rows = 10_000_000_000, 100, 16, 1_000_000
     partitions = total_rows // part_rows
     levels, merges, width = 0, 0, partitions
-    while width > 1:
-        width = -(-width // fan_in)
+    while width > FINISH_INPUTS:
+        width = -(-width // MERGE_FAN_IN)
         merges += width
         levels += 1
     fold_minutes = total_rows / per_core / (nodes * cores) / 60
@@ -248,18 +288,23 @@ def projection(results_by_rows: dict[int, dict[str, dict[str, Any]]]) -> str:
         "",
         f"- approximate states: each partition sends {state / 1024:,.0f} KiB whatever its "
         f"rows, {partitions * state / 2**30:,.1f} GiB for all folds together, spread over "
-        f"the cluster; the {fan_in}-way merge tree has {levels} levels and {merges:,} merge "
-        f"tasks, each reading at most {fan_in * state / 2**20:,.1f} MiB; the driver fetches "
-        f"one {state / 1024:,.0f} KiB state and finishes it in milliseconds;",
+        f"the cluster; {levels} levels of {MERGE_FAN_IN}-way merge tasks ({merges:,} tasks, "
+        f"each reading at most {MERGE_FAN_IN * state / 2**20:,.1f} MiB) leave {width} "
+        f"partial states, and each finishing task (overall metrics, up to {MAX_BUCKETS} "
+        f"buckets of segment values, the chunks of drift columns) reads its piece of those "
+        f"{width}: at most {width * state / 2**20:,.1f} MiB. The driver receives only "
+        f"finished numbers;",
         f"- folding runs at {per_core:,.0f} rows per core-second here (sum of the fold "
         f"tasks' times), so {nodes * cores:,} cores fold 10 billion rows in about "
-        f"{fold_minutes * 60:,.0f} seconds of compute, plus the merge tree's {levels} rounds, "
-        f"if storage delivers {total_rows * 45 / 2**30 / max(fold_minutes * 60, 1):,.0f} "
-        f"GiB/s (about 45 bytes a row of these columns, uncompressed);",
-        f"- exact states keep {exact_per_row:,.1f} bytes per row here: "
-        f"{total_rows * exact_per_row / 2**30:,.0f} GiB would reach the driver, so at this "
-        f"scale the approximate states are the way (exact states suit windows whose states "
-        f"fit one machine).",
+        f"{fold_minutes * 60:,.0f} seconds of compute, plus the {levels} merge rounds and "
+        f"the finishing, if storage delivers "
+        f"{total_rows * 45 / 2**30 / max(fold_minutes * 60, 1):,.0f} GiB/s (about 45 bytes "
+        f"a row of these columns, uncompressed);",
+        f"- exact states keep {exact_per_row:,.1f} bytes per row here: the finishing task "
+        f"of the overall metrics alone would read the scores of all "
+        f"{total_rows:,} rows (about {total_rows * 9 / 2**30:,.0f} GiB), so at this scale "
+        f"the approximate states are the way (exact states suit windows whose every piece "
+        f"fits one worker).",
     ])  # fmt: skip
 
 
@@ -276,26 +321,31 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="processes per contender (default: 2 up to 10M rows, else 1)",
     )
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds every contender rests before its cold call")  # fmt: skip
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--current", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reference", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.only:
-        run_only(args.only, args.current, args.reference, args.cpus)
+        run_only(args.only, args.current, args.reference, args.cpus, args.settle)
         return
     sections, by_rows = [], {}
     for rows in args.rows or [1_000_000]:
         current, reference = ensure_data(args.data_dir, rows, args.files, args.seed)
-        results = {}
-        for name in CONTENDERS:
-            repeat = args.repeat or (2 if rows <= 10_000_000 else 1)
-            results[name] = measure(name, current, reference, args.cpus, repeat)
-            print(f"{rows:,} rows, {name}: {results[name]['seconds']:.2f}s", flush=True)
+        repeat = args.repeat or (2 if rows <= 10_000_000 else 1)
+        print(f"{rows:,} rows:", flush=True)
+        results = measure(current, reference, args.cpus, repeat, args.settle)
         by_rows[rows] = results
-        sections.append(report(rows, args.files, args.cpus, results))
+        sections.append(report(rows, args.files, args.cpus, results, args.settle))
         print("\n" + sections[-1] + "\n", flush=True)
-    text = "\n\n".join([*sections, projection(by_rows)])
+    touch = first_touch(args.settle)
+    memory = (
+        f"First touch of memory on this machine: a fresh GiB after {args.settle:g} s at "
+        f"rest {touch['fresh']:.2f} s, the same GiB again {touch['again']:.2f} s."
+    )
+    text = "\n\n".join([*sections, memory, projection(by_rows)])
     print(text.split("\n\n")[-1])
     if args.record:
         from evaluate import _load_average, machine
