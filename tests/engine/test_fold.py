@@ -12,8 +12,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from assay.engine.fold import WINDOW, Folded, FoldPlan, fold_batches
+from assay.engine.local import finish
 from assay.engine.partitions import open_partitioned, read_partition
-from assay.engine.ray_tasks import finish_states
 from assay.engine.spec import EvaluationSpec
 from assay.errors import EmptyInputError, InputError
 
@@ -76,7 +76,7 @@ def test_one_pass_keys_states_by_version_and_window() -> None:
         version, window = key[0][1], key[1][1]
         hour = int(window[11:13])
         rows = (np.asarray(table.column("version")) == version) & (seconds // 3600 == hour)
-        metrics = finish_states(folded.metrics[key], seed=0)
+        metrics = finish(folded.metrics[key], seed=0)
         y, p = table.column("y").to_numpy()[rows], table.column("p").to_numpy()[rows]
         assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
         assert metrics["n"] == rows.sum()

@@ -34,6 +34,7 @@ from assay.stats import (
     categorical_drift,
     numeric_drift,
 )
+from assay.stats.score_sketch import BinaryScoreSketchState
 
 Progress = Callable[[str], None]
 
@@ -68,10 +69,11 @@ def metric_states(
 
 
 def finish(states: list[State], *, seed: int, curves: bool = False) -> dict[str, Any]:
-    """Merge the results of a group's states into one flat metric dictionary."""
+    """Merge the results of a group's states into one flat metric dictionary (score
+    states, exact or sketched, add their curves on request)."""
     out = MetricSet()
     for state in states:
-        if isinstance(state, BinaryScoreState):
+        if isinstance(state, BinaryScoreState | BinaryScoreSketchState):
             out.update(state.result(seed=seed, curves=curves))
         else:
             out.update(state.result(seed=seed))

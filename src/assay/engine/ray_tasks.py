@@ -43,9 +43,8 @@ from assay.engine.fold import Folded, FoldPlan, GroupKey, fold_batches, merge_fo
 from assay.engine.partitions import Partition, read_partition
 from assay.engine.spec import EvaluationSpec
 from assay.errors import AssayError
-from assay.stats import MetricSet, NumericSampleState, State
+from assay.stats import NumericSampleState, State
 from assay.stats.numeric_sketch import NumericHistogramState, sketch_numeric_drift
-from assay.stats.score_sketch import BinaryScoreSketchState
 
 DriftColumn = tuple[str, str]  # ("drift" | "prediction", column name)
 
@@ -217,7 +216,7 @@ def finish_groups(spec: EvaluationSpec, *parts: Folded | Boxed) -> dict[str, Any
         for key in keys:
             slots = zip(*(p.metrics[key] for p in folded if key in p.metrics), strict=True)
             states = [merge_states(list(slot)) for slot in slots]
-            metrics[key] = finish_states(states, seed=spec.seed, curves=not key)
+            metrics[key] = local.finish(states, seed=spec.seed, curves=not key)
             kinds.update(state_kinds(states))
     except AssayError as err:
         return Boxed.of(err)
@@ -243,19 +242,6 @@ def finish_drift(reference_parts: int, *parts: Folded | Boxed) -> dict[str, Any]
     except AssayError as err:
         return Boxed.of(err)
     return out
-
-
-def finish_states(states: list[State], *, seed: int, curves: bool = False) -> dict[str, Any]:
-    """One group's metric dictionary (the local engine's finish, sketches included)."""
-    if not any(isinstance(s, BinaryScoreSketchState) for s in states):
-        return local.finish(states, seed=seed, curves=curves)
-    out = MetricSet()
-    for state in states:
-        if isinstance(state, BinaryScoreSketchState):
-            out.update(state.result(seed=seed, curves=curves))
-        else:
-            out.update(state.result(seed=seed))
-    return out.to_dict()
 
 
 def drift_between(reference: State, current: State) -> dict[str, Any]:
