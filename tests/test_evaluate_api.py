@@ -583,3 +583,20 @@ def test_no_warning_for_a_clean_evaluation(binary_data: Any):
     with warnings.catch_warnings():
         warnings.simplefilter("error", assay.AssayWarning)
         assay.evaluate(binary_data.current, reference=binary_data.reference)
+
+
+def test_progress_ticks_once_per_step_of_the_local_engine() -> None:
+    seen: list[tuple[int, str]] = []
+
+    def factory(total: int) -> Any:
+        return lambda name: seen.append((total, name))
+
+    rng = np.random.default_rng(4)
+    n = 2_000
+    frame = pa.table({"target": rng.integers(0, 2, n), "score": rng.random(n),
+                      "amount": rng.normal(size=n), "kind": rng.choice(["a", "b"], n)})  # fmt: skip
+    assay.evaluate(frame, reference=frame, progress=factory)
+    names = sorted(name for _, name in seen)
+    assert names == sorted(["metrics (current)", "metrics (reference)", "prediction drift",
+                            "amount", "kind"])  # fmt: skip
+    assert {total for total, _ in seen} == {5}

@@ -328,3 +328,23 @@ def test_cli_approx_reports_sketches_and_bounds(
     exact = roc_auc_score(labeled["target"], labeled["score"])
     assert abs(overall["roc_auc"] - exact) <= overall["error_bounds"]["roc_auc"]
     assert set(result["drift"]["age"]["error_bounds"]) >= {"ks", "wasserstein", "psi"}
+
+
+def test_progress_counts_every_fold_and_finishing_task(ray_runtime: Any, windows: dict) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def factory(total: int) -> Any:
+        return lambda name: seen.append((total, name))
+
+    kwargs = {k: v for k, v in ARGS.items() if k != "weight"}
+    result = _evaluate(str(windows["current"]), reference=str(windows["reference"]),
+                       engine="ray", progress=factory, **kwargs)  # fmt: skip
+    parts = {role: result["run"]["ray"]["windows"][role]["partitions"]
+             for role in ("current", "reference")}  # fmt: skip
+    names = [name for _, name in seen]
+    assert {total for total, _ in seen} == {len(seen)}  # the total announced is what came
+    for role, count in parts.items():
+        expected = {f"{role} partition {i}/{count}" for i in range(1, count + 1)}
+        assert {n for n in names if n.startswith(f"{role} partition")} == expected
+    assert names.count("metrics") >= 1 and names.count("reference metrics") == 1
+    assert names.count("drift") >= 1

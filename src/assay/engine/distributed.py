@@ -29,6 +29,7 @@ from typing import Any
 
 from assay.engine import ray_tasks
 from assay.engine.fold import FoldPlan, GroupKey
+from assay.engine.local import ProgressFactory
 from assay.engine.partitions import Partition, Partitioned, open_partitioned
 from assay.engine.ray_tasks import Layout, drift_chunks, raise_boxed
 from assay.engine.spec import EvaluationSpec, FeatureType
@@ -246,9 +247,17 @@ class RayEvaluation:
 
 
 def evaluate_on_ray(
-    spec: EvaluationSpec, current: Any, reference: Any, options: RayOptions
+    spec: EvaluationSpec,
+    current: Any,
+    reference: Any,
+    options: RayOptions,
+    progress: ProgressFactory | None = None,
 ) -> RayEvaluation:
-    """Fold both windows and finish metrics and drift on Ray; only numbers come back."""
+    """Fold both windows and finish metrics and drift on Ray; only numbers come back.
+
+    ``progress(total)`` may return a callback, called as each task (a partition's fold, a
+    piece's finishing) ends.
+    """
     with ray_runtime(options.address) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         cur = open_window(current, "current", options, cpus)
@@ -278,6 +287,7 @@ def evaluate_on_ray(
                  for (data, plan), layout in zip(windows, layouts, strict=False)]  # fmt: skip
         jobs = submit_finishing(ray, spec, folds[0], folds[1] if len(folds) > 1 else None)
         try:
+            _follow(ray, folds, jobs, progress)
             for fold in folds:
                 fold.gather(ray)
                 _check_rows(fold)
@@ -299,6 +309,32 @@ def evaluate_on_ray(
     run = _run_block(options, folds, report.states)
     return RayEvaluation(folds[0], folds[1] if len(folds) > 1 else None, features,
                          report.metrics, drift, prediction_drift, run)  # fmt: skip
+
+
+_JOB_NAMES = {"current": "metrics", "reference": "reference metrics", "drift": "drift"}
+
+
+def _follow(
+    ray: Any, folds: list[WindowFold], jobs: list[tuple[str, Any]], progress: ProgressFactory | None
+) -> None:
+    """Wait for every fold and finishing task, ticking ``progress`` as each ends; raise a
+    partition's error as soon as its fold ends."""
+    labels: dict[Any, str] = {}
+    for fold in folds:
+        role, count = fold.data.source.role, len(fold.info_refs)
+        labels.update({ref: f"{role} partition {i + 1}/{count}"
+                       for i, ref in enumerate(fold.info_refs)})  # fmt: skip
+    infos = set(labels)
+    labels.update({job: _JOB_NAMES[role] for role, job in jobs})
+    tick = progress(len(labels)) if progress is not None else None
+    pending = list(labels)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+        for ref in done:
+            if ref in infos:
+                raise_boxed(ray.get(ref).get("error"))
+            if tick is not None:
+                tick(labels[ref])
 
 
 @dataclass

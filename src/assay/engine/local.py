@@ -36,7 +36,8 @@ from assay.stats import (
 )
 from assay.stats.score_sketch import BinaryScoreSketchState
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  # called with a step's name as it ends
+ProgressFactory = Callable[[int], Progress]  # given the number of steps
 
 
 def metric_states(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.engine import local
 from assay.engine.columns import read_labeled
+from assay.engine.local import ProgressFactory
 from assay.engine.sources import Source, open_source
 from assay.engine.spec import EvaluationSpec
 from assay.errors import AssayWarning, ConfigError
@@ -20,8 +21,6 @@ from assay.stats import DriftRule
 
 if TYPE_CHECKING:
     from assay.engine.distributed import RayOptions
-
-ProgressFactory = Callable[[int], Callable[[str], None]]
 
 
 def evaluate(
@@ -85,7 +84,7 @@ def evaluate(
     )
     if spec.engine == "ray":
         options = _ray_options(ray_address, approximate, ray_options)
-        return _evaluate_on_ray(spec, current, reference, options, started)
+        return _evaluate_on_ray(spec, current, reference, options, started, progress)
     if ray_address or approximate or ray_options:
         raise ConfigError(
             "ray_address, approximate and ray_options apply to the ray engine only",
@@ -194,11 +193,16 @@ def _ray_options(
 
 
 def _evaluate_on_ray(
-    spec: EvaluationSpec, current: Any, reference: Any, options: RayOptions, started: float
+    spec: EvaluationSpec,
+    current: Any,
+    reference: Any,
+    options: RayOptions,
+    started: float,
+    progress: ProgressFactory | None,
 ) -> EvaluationResult:
     from assay.engine.distributed import evaluate_on_ray
 
-    found = evaluate_on_ray(spec, current, reference, options)
+    found = evaluate_on_ray(spec, current, reference, options, progress)
     cur, ref = found.current, found.reference
     rows = {"current": cur.rows}
     labeled = {"current": cur.labeled}
