@@ -117,6 +117,9 @@ def test_many_partitions_are_tree_merged_before_finishing(ray_runtime: Any, wind
     options = {"partitions": 15, "finish_inputs": 1}
     on_ray = _evaluate(str(windows["current"]), reference=str(windows["reference"]),
                        engine="ray", ray_options=options, **kwargs)  # fmt: skip
+    by_uri = _evaluate("file://" + str(windows["current"]), engine="ray", **kwargs)
+    alone = _evaluate(str(windows["current"]), **kwargs)  # a filesystem URI: the same data
+    assert _without_run(by_uri) == _without_run(alone)
     windows_run = on_ray["run"]["ray"]["windows"]
     assert windows_run["current"]["partitions"] > 8  # two levels
     assert windows_run["reference"]["partitions"] > 1  # one level
