@@ -173,8 +173,10 @@ def auc_delong(groups: ScoreGroups, weight: np.ndarray) -> tuple[float, float]:
     v01 = (big_p - groups.cpos + 0.5 * pos) / big_p  # per negative: positives above + half
     m_eff = big_p * big_p / groups.pos_w2
     n_eff = big_n * big_n / groups.neg_w2
-    ms10 = dot(pos, (v10 - auc) ** 2) / big_p
-    ms01 = dot(neg, (v01 - auc) ** 2) / big_n
+    # sums of squares: never negative, though a group's weight (a difference of cumulative
+    # sums) may round to a hair below zero
+    ms10 = max(dot(pos, (v10 - auc) ** 2) / big_p, 0.0)
+    ms01 = max(dot(neg, (v01 - auc) ** 2) / big_n, 0.0)
     var = (ms10 / (m_eff - 1) if m_eff > 1 else np.inf) + (
         ms01 / (n_eff - 1) if n_eff > 1 else np.inf
     )
