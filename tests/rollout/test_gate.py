@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import log_loss as sk_log_loss
 from typer.testing import CliRunner
 
 import assay
@@ -453,3 +454,95 @@ def test_sequential_segment_checks_need_only_segment_min_rows() -> None:
     partner = next(c for c in d.checks if c.label == "brier[channel=partner]").to_dict()
     assert partner["test"] == "confidence_sequence" and partner["ci"] is not None
     assert partner["outcome"] == "fail" and d.decision == "reject"
+
+
+# -- multiclass models -----------------------------------------------------------------------
+
+CLASSES = np.array(["cat", "dog", "eel"])
+
+
+def multiclass_model(rng: np.random.Generator, y: np.ndarray, accuracy: float):
+    """Predicted classes right about ``accuracy`` of the time, and class probabilities
+    that favour the predicted class."""
+    n = y.size
+    pred = np.where(rng.random(n) < accuracy, y, rng.integers(0, 3, n))
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), pred] += 2.0
+    return pred, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def multiclass_table(ids: np.ndarray, y: np.ndarray, pred: np.ndarray, proba: np.ndarray):
+    return pa.table({"id": ids, "target": CLASSES[y], "pred": CLASSES[pred],
+                     **{f"p_{c}": proba[:, i] for i, c in enumerate(CLASSES)}})  # fmt: skip
+
+
+def test_paired_multiclass_gate_compares_accuracy_by_mcnemar_and_log_loss() -> None:
+    rng = np.random.default_rng(11)
+    n = 3_000
+    y = rng.integers(0, 3, n)
+    (pb, qb), (pc_, qc) = multiclass_model(rng, y, 0.6), multiclass_model(rng, y, 0.8)
+    ids = np.arange(n)
+    base, cand = multiclass_table(ids, y, pb, qb), multiclass_table(ids, y, pc_, qc)
+    shuffled = cand.take(pa.array(rng.permutation(n)))  # paired by id, not by position
+    d = assay.gate(base, shuffled, task="multiclass", prediction="pred",
+                   score="p_cat,p_dog,p_eel", paired=True, id_column="id",
+                   metrics=["accuracy", "log_loss"])  # fmt: skip
+    assert d.decision == "promote" and d.task == "multiclass"
+    acc, loss = (c.to_dict() for c in d.checks)
+    assert acc["baseline"] == pytest.approx(accuracy_score(y, pb), abs=1e-12)
+    assert acc["candidate"] == pytest.approx(accuracy_score(y, pc_), abs=1e-12)
+    only_base = int(np.sum((pb == y) & (pc_ != y)))
+    only_cand = int(np.sum((pb != y) & (pc_ == y)))
+    statistic = (only_base - only_cand) ** 2 / (only_base + only_cand)
+    assert acc["test"] == "mcnemar_chi2"
+    assert acc["p_value"] == pytest.approx(sps.chi2.sf(statistic, 1), rel=1e-9)
+    assert loss["baseline"] == pytest.approx(sk_log_loss(y, qb), rel=1e-9)
+    assert loss["candidate"] == pytest.approx(sk_log_loss(y, qc), rel=1e-9)
+    assert loss["test"] == "paired_bootstrap" and loss["ci"][1] < 0  # lower is better
+
+
+def test_split_multiclass_gate_uses_two_proportions_and_welch() -> None:
+    rng = np.random.default_rng(12)
+    y_b, y_c = rng.integers(0, 3, 2_500), rng.integers(0, 3, 2_000)
+    (pb, qb), (pc_, qc) = multiclass_model(rng, y_b, 0.7), multiclass_model(rng, y_c, 0.7)
+    base = multiclass_table(np.arange(y_b.size), y_b, pb, qb)
+    cand = multiclass_table(np.arange(y_c.size), y_c, pc_, qc)
+    d = assay.gate(base, cand, task="multiclass", prediction="pred", score="p_cat,p_dog,p_eel",
+                   metrics=["error_rate", "log_loss"], margin=0.05)  # fmt: skip
+    err, loss = (c.to_dict() for c in d.checks)
+    assert err["test"] == "two_proportion"
+    assert err["baseline"] == pytest.approx(1 - accuracy_score(y_b, pb), abs=1e-12)
+    assert err["difference"] == pytest.approx(np.mean(pc_ != y_c) - np.mean(pb != y_b))
+    losses = [
+        -np.log(np.clip(q[np.arange(t.size), t], 1e-15, 1)) for q, t in ((qb, y_b), (qc, y_c))
+    ]
+    welch = sps.ttest_ind(losses[1], losses[0], equal_var=False)
+    assert loss["test"].startswith("welch")
+    assert loss["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
+    assert d.decision == "promote"  # the same model: within a 0.05 margin on both
+
+
+def test_multiclass_gate_without_probabilities_refuses_log_loss_and_defaults_to_accuracy(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(13)
+    y = rng.integers(0, 3, 400)
+    (pb, qb), (pc_, qc) = multiclass_model(rng, y, 0.6), multiclass_model(rng, y, 0.6)
+    base = multiclass_table(np.arange(400), y, pb, qb).select(["id", "target", "pred"])
+    cand = multiclass_table(np.arange(400), y, pc_, qc).select(["id", "target", "pred"])
+    with pytest.raises(ConfigError, match="needs the class probabilities") as caught:
+        assay.gate(base, cand, task="multiclass", prediction="pred", metrics=["log_loss"])
+    assert caught.value.field == "score"
+    with pytest.raises(ConfigError, match="is not supported"):
+        assay.gate(base, cand, task="multiclass", prediction="pred", metrics=["roc_auc"])
+    pq.write_table(base, tmp_path / "base.parquet")
+    pq.write_table(cand, tmp_path / "cand.parquet")
+    out = tmp_path / "decision.json"
+    result = CliRunner().invoke(app, ["gate", "--baseline", str(tmp_path / "base.parquet"),
+                                      "--candidate", str(tmp_path / "cand.parquet"),
+                                      "--task", "multiclass", "--prediction", "pred",
+                                      "--paired", "--id", "id", "--json", str(out)])  # fmt: skip
+    decision = json.loads(out.read_text())
+    assert result.exit_code == decision["exit_code"]
+    assert [c["metric"] for c in decision["checks"]] == ["accuracy"]
+    assert decision["checks"][0]["baseline"] == pytest.approx(accuracy_score(y, pb))

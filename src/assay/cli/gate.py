@@ -24,13 +24,18 @@ def gate(
     candidate: Annotated[
         Path, typer.Option(help="Candidate (challenger) predictions: file/folder.")
     ],
-    task: Annotated[str, typer.Option(help="binary or regression.")] = "binary",
+    task: Annotated[str, typer.Option(help="binary, multiclass or regression.")] = "binary",
     target: Annotated[str, typer.Option(help="Column with the true label or value.")] = "target",
     score: Annotated[
-        str | None, typer.Option(help="Score column (binary: positive-class probability).")
+        str | None,
+        typer.Option(
+            help="Score column (binary: positive-class probability; multiclass: "
+            "comma-separated probability columns, for log_loss)."
+        ),
     ] = "score",
     prediction: Annotated[
-        str | None, typer.Option(help="Predicted value column (regression).")
+        str | None,
+        typer.Option(help="Predicted value (regression) or predicted class (multiclass) column."),
     ] = None,
     threshold: Annotated[float, typer.Option(help="Binary decision threshold (score >= t).")] = 0.5,
     metric: Annotated[

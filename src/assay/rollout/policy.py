@@ -121,13 +121,15 @@ class GatePolicy(_Strict):
 
 def default_metric(task: str, *, sequential: bool = False) -> str:
     """The primary metric when none is named: ROC AUC (accuracy for a sequential canary,
-    whose test covers per-row means), or MAE for regression.
+    whose test covers per-row means), accuracy for multiclass, or MAE for regression.
 
     >>> default_metric("binary"), default_metric("binary", sequential=True)
     ('roc_auc', 'accuracy')
     """
     if task == "regression":
         return "mae"
+    if task == "multiclass":
+        return "accuracy"
     return "accuracy" if sequential else "roc_auc"
 
 

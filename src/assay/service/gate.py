@@ -29,6 +29,7 @@ from assay.service.runs import run_record
 from assay.stats import (
     BINARY_METRICS,
     HIGHER_IS_BETTER,
+    MULTICLASS_METRICS,
     REGRESSION_METRICS,
     SEQUENTIAL_METRICS,
     Difference,
@@ -39,7 +40,11 @@ from assay.stats import (
     split_difference,
 )
 
-TASKS = {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS}
+TASKS = {
+    "binary": BINARY_METRICS,
+    "regression": REGRESSION_METRICS,
+    "multiclass": MULTICLASS_METRICS,
+}
 _QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 
 
@@ -63,8 +68,9 @@ def gate(
     """Decide whether ``candidate`` may replace ``baseline``.
 
     ``baseline`` and ``candidate`` take what :func:`assay.evaluate` takes. ``metrics`` (with
-    ``margin``) replace the policy's primary metrics; with neither, ROC AUC (MAE for
-    regression) must not get worse.
+    ``margin``) replace the policy's primary metrics; with neither, ROC AUC (accuracy for
+    multiclass, MAE for regression) must not get worse. Multiclass models are compared on
+    accuracy, error_rate and, given one probability column per class, log_loss.
 
     >>> import numpy as np, pyarrow as pa
     >>> rng = np.random.default_rng(0)
@@ -90,6 +96,8 @@ def gate(
             field="sequential",
             hint="drop --paired, or drop sequential",
         )
+    if task != "binary" and prediction is not None and score == "score":
+        score = None  # the binary default; regression and multiclass read the prediction
     spec = EvaluationSpec.build(
         task=task,
         target=target,
@@ -198,9 +206,9 @@ def check_policy(
         rules = rules.model_copy(update={"sequential": sequential})
     if task not in TASKS:
         raise ConfigError(
-            f"the gate compares binary or regression models, not {task!r}",
+            f"the gate compares binary, multiclass or regression models, not {task!r}",
             field="task",
-            hint="use --task binary or --task regression",
+            hint="use --task binary, --task multiclass or --task regression",
         )
     if not rules.metrics:
         rules = rules.with_metrics([default_metric(task, sequential=rules.sequential)], margin)
@@ -238,13 +246,15 @@ def _difference(
     alpha: float | None = None,
     min_rows: int | None = None,
 ) -> Difference:
-    common = {"task": spec.task, "threshold": spec.threshold, "alpha": alpha or rules.alpha}
+    # multiclass metrics reach the tests as per-row binary quantities (Arm.comparable)
+    task = "binary" if spec.task == "multiclass" else spec.task
+    common = {"task": task, "threshold": spec.threshold, "alpha": alpha or rules.alpha}
+    arms = (base.comparable(metric, spec.task), cand.comparable(metric, spec.task))
     if mode == "paired":
         return paired_difference(
-            metric, base.y_true, base.output, cand.output,
+            metric, arms[0][0], arms[0][1], arms[1][1],
             n_boot=rules.n_boot, seed=rules.seed, **common,
         )  # fmt: skip
-    arms = ((base.y_true, base.output), (cand.y_true, cand.output))
     if mode == "sequential":
         return sequential_difference(metric, *arms, min_rows=min_rows or rules.min_rows, **common)
     return split_difference(metric, *arms, n_boot=rules.n_boot, seed=rules.seed, **common)

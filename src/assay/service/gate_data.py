@@ -2,6 +2,14 @@
 
 Paired arms (shadow mode) are joined by id: each id once per file, one label per id (the
 two files must agree where both carry it), the baseline's segment values.
+
+A multiclass arm keeps its class codes, its predicted codes and, with class-probability
+columns, the probability it gave each row's true class. The metrics the gate compares for
+multiclass models are means of per-row values (accuracy and error rate of correctness,
+log loss of ``-log p(true class)``): :meth:`Arm.comparable` hands them to the comparison
+tests as a binary problem whose every label is 1, which gives exactly those means, the
+McNemar table of paired correctness and the per-row losses, whatever each file's coding
+of the classes.
 """
 
 from __future__ import annotations
@@ -13,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assay.engine.columns import read_labeled
+from assay.engine.columns import LabeledColumns, read_labeled
 from assay.engine.sources import Source, open_source, to_float64
 from assay.engine.spec import EvaluationSpec
-from assay.errors import ColumnNotFoundError, InputError
+from assay.errors import ColumnNotFoundError, ConfigError, InputError
 
 
 @dataclass
@@ -28,15 +36,54 @@ class Arm:
     rows: int
     latency: dict[str, np.ndarray]
     segments: dict[str, np.ndarray] = field(default_factory=dict)  # value per labeled row
+    true_proba: np.ndarray | None = None  # multiclass: probability given to the true class
 
     def subset(self, mask: np.ndarray) -> Arm:
         """The labeled rows where ``mask`` holds (latencies are not per labeled row)."""
-        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {})
+        proba = None if self.true_proba is None else self.true_proba[mask]
+        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {}, {}, proba)
+
+    def comparable(self, metric: str, task: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(y_true, output)`` as the comparison tests take them for ``metric``.
+
+        Multiclass: labels all 1, and as output each row's correctness (accuracy,
+        error_rate) or its true class's probability (log_loss).
+        """
+        if task != "multiclass":
+            return self.y_true, self.output
+        ones = np.ones(self.y_true.size)
+        if metric != "log_loss":
+            return ones, (self.output == self.y_true).astype(np.float64)
+        if self.true_proba is None:
+            raise ConfigError(
+                "a multiclass log_loss comparison needs the class probabilities",
+                field="score",
+                hint="pass one probability column per class (--score p_a,p_b,...)",
+            )
+        return ones, self.true_proba
 
 
-def output_column(spec: EvaluationSpec) -> str:
-    """The column the gate compares: the score (binary) or the prediction (regression)."""
-    return spec.score[0] if spec.task == "binary" else str(spec.prediction)
+def output_columns(spec: EvaluationSpec) -> list[str]:
+    """The columns the gate compares: the score (binary), the prediction (regression), or
+    the predicted class and the class probabilities (multiclass)."""
+    if spec.task == "binary":
+        return [spec.score[0]]
+    if spec.task == "regression":
+        return [str(spec.prediction)]
+    return [c for c in (spec.prediction, *spec.score) if c]
+
+
+def _arm(cols: LabeledColumns, spec: EvaluationSpec, rows: int, latency: dict) -> Arm:
+    segments = _segment_values(cols.segments)
+    if spec.task == "binary":
+        assert cols.y_score is not None
+        return Arm(cols.y_true, cols.y_score, rows, latency, segments)
+    assert cols.y_pred is not None
+    if spec.task == "regression":
+        return Arm(cols.y_true, cols.y_pred, rows, latency, segments)
+    proba = cols.y_score  # multiclass: rows × classes, or None
+    true_proba = None if proba is None else proba[np.arange(cols.y_true.size), cols.y_true]
+    return Arm(cols.y_true, cols.y_pred, rows, latency, segments, true_proba)
 
 
 def _require(source: Source, columns: Sequence[str]) -> None:
@@ -47,12 +94,10 @@ def _require(source: Source, columns: Sequence[str]) -> None:
 
 def read_arm(spec: EvaluationSpec, source: Source, latency_cols: list[str]) -> Arm:
     """One independent arm (canary, A/B): its labeled rows, and all rows' latencies."""
-    _require(source, [spec.target, output_column(spec), *latency_cols, *spec.segments])
+    _require(source, [spec.target, *output_columns(spec), *latency_cols, *spec.segments])
     cols = read_labeled(spec, source)
-    output = cols.y_score if spec.task == "binary" else cols.y_pred
-    assert output is not None
     latency = {c: _finite(source.column(c)) for c in latency_cols}
-    return Arm(cols.y_true, output, source.num_rows, latency, _segment_values(cols.segments))
+    return _arm(cols, spec, source.num_rows, latency)
 
 
 def _segment_values(segments: dict[str, tuple[np.ndarray, list[str]]]) -> dict[str, np.ndarray]:
@@ -71,8 +116,8 @@ def read_paired_arms(
     spec: EvaluationSpec, base: Source, cand: Source, id_column: str, latency_cols: list[str]
 ) -> tuple[Arm, Arm, dict[str, int]]:
     """Both arms on the ids both scored, in one row order, with one label per id."""
-    out = output_column(spec)
-    needed = [id_column, out, *latency_cols]
+    outputs = output_columns(spec)
+    needed = [id_column, *outputs, *latency_cols]
     _require(base, [*needed, spec.target, *spec.segments])  # segments: the baseline's
     _require(cand, needed)
     left = base.read(list(dict.fromkeys([*needed, spec.target, *spec.segments])))
@@ -108,15 +153,12 @@ def read_paired_arms(
     arms = []
     for prefix, role in (("", "baseline"), ("c::", "candidate")):
         table = pa.table(
-            {spec.target: label, out: joined.column(prefix + out),
+            {spec.target: label, **{c: joined.column(prefix + c) for c in outputs},
              **{c: joined.column(c) for c in spec.segments}}
         )  # fmt: skip
         cols = read_labeled(spec, open_source(table, role=role))
-        output = cols.y_score if spec.task == "binary" else cols.y_pred
-        assert output is not None
         latency = {c: _finite(joined.column(prefix + c)) for c in latency_cols}
-        segments = _segment_values(cols.segments)
-        arms.append(Arm(cols.y_true, output, joined.num_rows, latency, segments))
+        arms.append(_arm(cols, spec, joined.num_rows, latency))
     return arms[0], arms[1], rows
 
 
@@ -137,7 +179,9 @@ def _unique_ids(table: pa.Table, id_column: str, side: str) -> None:
 
 def _same_labels(a: pa.ChunkedArray, b: pa.ChunkedArray, target: str) -> None:
     both = pc.and_(pc.is_valid(a), pc.is_valid(b))
-    differ = pc.sum(pc.and_(both, pc.not_equal(pc.cast(a, pa.float64()), pc.cast(b, pa.float64()))))
+    numeric = all(pa.types.is_integer(c.type) or pa.types.is_floating(c.type) for c in (a, b))
+    kind = pa.float64() if numeric else pa.string()  # 1 and 1.0 agree; class names as text
+    differ = pc.sum(pc.and_(both, pc.not_equal(pc.cast(a, kind), pc.cast(b, kind))))
     count = differ.as_py() or 0
     if count:
         raise InputError(

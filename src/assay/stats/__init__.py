@@ -7,6 +7,7 @@ from assay.stats.binary import BinaryConfusionState, BinaryScoreState, binary_me
 from assay.stats.compare import (
     BINARY_METRICS,
     HIGHER_IS_BETTER,
+    MULTICLASS_METRICS,
     REGRESSION_METRICS,
     Difference,
 )
@@ -36,6 +37,7 @@ from assay.stats.state import State
 __all__ = [
     "BINARY_METRICS",
     "HIGHER_IS_BETTER",
+    "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "SEQUENTIAL_METRICS",
     "BinaryConfusionState",

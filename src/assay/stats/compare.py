@@ -51,6 +51,9 @@ BINARY_METRICS: frozenset[str] = frozenset(
     }
 )
 REGRESSION_METRICS: frozenset[str] = frozenset({"mae", "mse", "rmse", "r2", "mean_error"})
+# what the gate compares for multiclass models: means of per-row values (correctness, the
+# loss of the true class's probability), tested as the binary metrics of the same name
+MULTICLASS_METRICS: frozenset[str] = frozenset({"accuracy", "error_rate", "log_loss"})
 
 # Whether a larger value is the better model. ``mean_error`` (the bias) is better the
 # closer it is to zero, which no direction expresses: it is deliberately absent.
