@@ -271,6 +271,32 @@ def test_multiclass_score_columns_are_matched_by_class_name(
     )
 
 
+def test_a_class_the_data_never_shows_keeps_its_own_score_column() -> None:
+    """Class ``eel`` has a probability column but no row: the columns, given out of order,
+    are still paired by name (before, they were paired by order, and log_loss was wrong)."""
+    rng = np.random.default_rng(8)
+    n = 2_000
+    y = rng.integers(0, 2, n)  # cat or dog only
+    proba = rng.dirichlet([2.0, 2.0, 1.0], n)
+    table = pa.table({"target": np.array(["cat", "dog"])[y], "p_eel": proba[:, 2],
+                      "p_cat": proba[:, 0], "p_dog": proba[:, 1]})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = assay.evaluate(table, task="multiclass", target="target",
+                             score=["p_eel", "p_cat", "p_dog"])  # fmt: skip
+    expected = log_loss(y, proba, labels=[0, 1, 2])
+    assert out.metrics["overall"]["log_loss"] == pytest.approx(expected, rel=1e-12)
+    # classes whose names end alike: each column goes to the longest name that fits
+    both = pa.table({"target": ["b", "a_b", "b", "a_b"], "p_b": [0.9, 0.2, 0.8, 0.3],
+                     "p_a_b": [0.1, 0.8, 0.2, 0.7]})  # fmt: skip
+    for order in (["p_b", "p_a_b"], ["p_a_b", "p_b"]):
+        found = assay.evaluate(both, task="multiclass", target="target", score=order)
+        assert found.metrics["overall"]["accuracy"] == 1.0
+    with pytest.raises(ColumnTypeError, match="name no class"):
+        assay.evaluate(table.append_column("q_fox", table.column("p_eel")), task="multiclass",
+                       target="target", score=["p_eel", "p_cat", "p_dog", "q_fox"])  # fmt: skip
+
+
 def test_multiclass_without_prediction_uses_the_argmax(multiclass_data: Any, ref: SimpleNamespace):
     cur, _ = multiclass_data
     out = run(cur, task="multiclass", score=[f"p_{c}" for c in ref.classes])

@@ -157,15 +157,40 @@ def _codes(labels: np.ndarray, index: dict[str, int]) -> np.ndarray:
 def _match_score_columns(
     score_cols: tuple[str, ...], classes: list[str]
 ) -> tuple[list[str], list[str]]:
-    """Pair score columns with classes: by name suffix (``p_cat`` → ``cat``), else by order."""
-    by_suffix: dict[str, str] = {}
+    """Pair score columns with classes, each column once: a column named after a class
+    (``cat``) or ending in ``_<class>`` (``p_cat``; the longest class name that fits). Columns
+    left over name classes the data never shows, after the prefix the others share
+    (``p_eel``: class ``eel``). Without such names, by order."""
+    matched: dict[str, str] = {}
     for col in score_cols:
-        for cls in classes:
-            if col == cls or col.endswith(f"_{cls}"):
-                by_suffix[cls] = col
-    if len(by_suffix) == len(score_cols) and set(classes) <= set(by_suffix):
-        names = sorted(by_suffix)
-        return names, [by_suffix[c] for c in names]
+        fits = [c for c in classes if col == c or col.endswith(f"_{c}")]
+        if not fits:
+            continue
+        best = max(fits, key=lambda c: (col == c, len(c)))
+        if best in matched:
+            raise ColumnTypeError(
+                f"score columns {matched[best]!r} and {col!r} both name class {best!r}",
+                field="score",
+                hint="give one probability column per class, named <prefix>_<class>",
+            )
+        matched[best] = col
+    if matched and set(classes) <= set(matched):
+        extra = [col for col in score_cols if col not in matched.values()]
+        prefixes = {col[: len(col) - len(cls)] for cls, col in matched.items()}
+        if extra and len(prefixes) == 1:
+            prefix = prefixes.pop()
+            named = {col[len(prefix) :]: col for col in extra if col.startswith(prefix)}
+            if len(named) == len(extra) and "" not in named:
+                matched.update(named)
+                extra = []
+        if not extra:
+            names = sorted(matched)
+            return names, [matched[c] for c in names]
+        raise ColumnTypeError(
+            f"score column(s) {extra[:5]} name no class of the data",
+            field="score",
+            hint="name every probability column <prefix>_<class>, with one prefix",
+        )
     if len(score_cols) < len(classes):
         raise ColumnTypeError(
             f"{len(classes)} classes ({', '.join(classes[:10])}) "
