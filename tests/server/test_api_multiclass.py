@@ -155,3 +155,46 @@ def test_a_binary_model_refuses_class_scores(api: Api, admin: dict[str, str]) ->
         422,
     )
     assert body["errors"][0]["field"] == "scores"
+
+
+def _version(events: list[dict[str, Any]], version: str, proba: np.ndarray) -> list[dict[str, Any]]:
+    """The same events as scored by another version: its own probabilities and classes
+    (a fifth without a predicted class, as in :func:`_events`)."""
+    out = []
+    for i, event in enumerate(events):
+        again = {**event, "version": version,
+                 "scores": dict(zip(CLASSES, proba[i].tolist(), strict=True))}  # fmt: skip
+        again.pop("prediction", None)
+        if i % 5:
+            again["prediction"] = CLASSES[int(np.argmax(proba[i]))]
+        out.append(again)
+    return out
+
+
+def test_a_shadow_rollout_of_a_multiclass_model(animals: tuple[Api, dict[str, str]]) -> None:
+    """Accuracy (McNemar) and log_loss (paired bootstrap) of the stored events, each
+    version's numbers equal to scikit-learn's; the weaker challenger is rolled back."""
+    api, headers = animals
+    events, y, strong = _events(1_200, seed=31)
+    rng = np.random.default_rng(32)
+    logits = rng.normal(size=(y.size, 3)) + 0.4 * np.eye(3)[y]  # a weaker model
+    weak = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    for batch in (events, _version(events, "v2", weak)):
+        answer = api.client.post(f"{URL}/predictions", json={"events": batch}, headers=headers)
+        assert answer.status_code == 200, answer.text
+    assert api.client.post(f"{URL}/labels", json={"labels": _labels(y)},
+                           headers=headers).status_code == 200  # fmt: skip
+    policy = {"metrics": [{"metric": "accuracy"}, {"metric": "log_loss"}]}
+    body = {"name": "r1", "champion": "v1", "challenger": "v2", "mode": "shadow",
+            "policy": policy}  # fmt: skip
+    answer = api.client.post(f"{URL}/rollouts", json=body, headers=headers)
+    assert answer.status_code == 201, answer.text
+    status = api.client.get(f"{URL}/rollouts/r1/status", headers=headers).json()
+    assert status["decision"] == "reject" and status["rollback"], status["reasons"]
+    accuracy, loss = status["checks"]
+    assert accuracy["test"].startswith("mcnemar") and loss["test"] == "paired_bootstrap"
+    for proba, side in ((strong, "baseline"), (weak, "candidate")):
+        pred = np.argmax(proba, axis=1)  # given or not, each event's class is the argmax
+        assert accuracy[side] == pytest.approx(skm.accuracy_score(y, pred), rel=1e-12)
+        assert loss[side] == pytest.approx(skm.log_loss(y, proba, labels=[0, 1, 2]), rel=1e-9)
+    assert status["rows"]["paired"] == y.size

@@ -1,7 +1,10 @@
 """Rollouts in the service: register one, and judge it from the stored events on demand.
 
 The status is the gate's decision on the champion's and the challenger's labeled
-predictions since the rollout's start: promote, reject (roll back) or continue.
+predictions since the rollout's start: promote, reject (roll back) or continue. A
+multiclass model's events are judged on their predicted class (the most probable one where
+an event carries only probabilities) and, when every labeled event carries them, on its
+class probabilities.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,7 +20,8 @@ from assay.errors import ConfigError, EmptyInputError, NotFoundError
 from assay.rollout.decision import EXIT_CODES
 from assay.rollout.spec import RolloutSpec
 from assay.service.gate import check_policy, gate
-from assay.store.base import SEGMENT_PREFIX, Store
+from assay.store.base import SCORES_PREFIX, SEGMENT_PREFIX, Store, score_classes
+from assay.store.model import ModelSpec
 
 
 def register_rollout(store: Store, tenant: str, model: str, spec: RolloutSpec) -> bool:
@@ -28,12 +33,6 @@ def register_rollout(store: Store, tenant: str, model: str, spec: RolloutSpec) -
             f"the policy checks segment {unknown[0]!r}, which model {model!r} does not have",
             field="policy.segment",
             hint="use one of: " + (", ".join(model_spec.segments) or "(no segments registered)"),
-        )
-    if model_spec.task == "multiclass":
-        raise ConfigError(
-            "rollouts compare binary or regression models",
-            field="model",
-            hint="compare multiclass versions offline with assay evaluate",
         )
     check_policy(model_spec.task, spec.policy, sequential=spec.gate_mode == "sequential")
     return store.put_rollout(tenant, model, spec.name, spec.model_dump(mode="json"))
@@ -57,13 +56,13 @@ def rollout_status(
     """
     spec = get_rollout(store, tenant, model, name)
     model_spec = store.get_model(tenant, model)
-    output = "score" if model_spec.task == "binary" else "prediction"
     end = spec.end or now or datetime.now(UTC)
-    arms = [
-        _arm(store.scan(tenant, model, version=v, start=spec.start, end=end), output,
-             model_spec.segments)
-        for v in (spec.champion, spec.challenger)
-    ]  # fmt: skip
+    arms = [_arm(store.scan(tenant, model, version=v, start=spec.start, end=end), model_spec)
+            for v in (spec.champion, spec.challenger)]  # fmt: skip
+    probabilities = [c for c in arms[0].column_names if c.startswith(_PROBABILITY)]
+    if any(c not in arm.column_names for arm in arms[1:] for c in probabilities):
+        arms = [arm.drop_columns(probabilities) for arm in arms]  # not on every labeled event
+        probabilities = []
     versions = {"champion": spec.champion, "challenger": spec.challenger}
     policy = spec.policy
     if spec.horizon is not None:
@@ -75,8 +74,8 @@ def rollout_status(
             arms[1],
             task=model_spec.task,
             target="label",  # a core name: no segment can be called so
-            score=output if output == "score" else None,
-            prediction=output if output == "prediction" else None,
+            score=("score" if model_spec.task == "binary" else ",".join(probabilities) or None),
+            prediction=None if model_spec.task == "binary" else "prediction",
             threshold=model_spec.threshold,
             paired=spec.gate_mode == "paired",
             id_column="id",
@@ -118,14 +117,43 @@ def _first_labeled(arms: list[pa.Table], horizon: int, *, paired: bool) -> list[
     return [a.filter(pc.is_in(a.column("id"), value_set=ids)) for a in labeled]
 
 
-def _arm(scan: pa.Table, output: str, segments: list[str]) -> pa.Table:
-    """One version's events as the gate reads them: id, label, output, latency, segments
+def _arm(scan: pa.Table, model: ModelSpec) -> pa.Table:
+    """One version's events as the gate reads them: id, label, output(s), latency, segments
     (every name but the segments' is a core name, which no segment may take)."""
-    columns = {
-        "id": scan.column("id"),
-        "label": scan.column("label"),
-        output: scan.column(output),
-        "latency_ms": scan.column("latency_ms"),
-    }
-    columns.update({name: scan.column(SEGMENT_PREFIX + name) for name in segments})
-    return pa.table(columns)
+    columns: dict[str, Any] = {"id": scan.column("id"), "label": scan.column("label")}
+    if model.task == "binary":
+        columns["score"] = scan.column("score")
+    elif model.task == "regression":
+        columns["prediction"] = scan.column("prediction")
+    else:
+        columns.update(_multiclass_outputs(scan, model))
+    columns["latency_ms"] = scan.column("latency_ms")
+    columns.update({name: scan.column(SEGMENT_PREFIX + name) for name in model.segments})
+    table = pa.table(columns)
+    if model.task == "multiclass":  # an event with neither a class nor probabilities
+        table = table.filter(pc.is_valid(table.column("prediction")))
+    return table
+
+
+_PROBABILITY = "probability_"  # + class: the gate pairs such columns with classes by name
+
+
+def _multiclass_outputs(scan: pa.Table, model: ModelSpec) -> dict[str, Any]:
+    """The predicted class (given, else the most probable one) and, when every labeled
+    event carries them, the class probabilities."""
+    classes = score_classes(model)
+    names = [SCORES_PREFIX + c for c in classes]
+    given = scan.column("prediction")
+    if not names or any(n not in scan.column_names for n in names):
+        return {"prediction": given}
+    proba = np.column_stack(
+        [np.asarray(pc.fill_null(scan.column(n), np.nan), dtype=np.float64) for n in names]
+    ) if scan.num_rows else np.zeros((0, len(names)))  # fmt: skip
+    scored = ~np.isnan(proba).any(axis=1)
+    best = np.asarray(classes, dtype=object)[np.argmax(np.nan_to_num(proba, nan=-1.0), axis=1)]
+    guess = pa.array(np.where(scored, best, None), type=pa.string())
+    out: dict[str, Any] = {"prediction": pc.coalesce(given, guess)}
+    labeled = np.asarray(pc.is_valid(scan.column("label")), dtype=bool)
+    if scored[labeled].all():
+        out.update({_PROBABILITY + c: pa.array(proba[:, i]) for i, c in enumerate(classes)})
+    return out
