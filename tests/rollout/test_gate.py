@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.metrics import log_loss as sk_log_loss
 from typer.testing import CliRunner
 
@@ -546,3 +546,56 @@ def test_multiclass_gate_without_probabilities_refuses_log_loss_and_defaults_to_
     assert result.exit_code == decision["exit_code"]
     assert [c["metric"] for c in decision["checks"]] == ["accuracy"]
     assert decision["checks"][0]["baseline"] == pytest.approx(accuracy_score(y, pb))
+
+
+def test_sequential_multiclass_canary_compares_correctness() -> None:
+    rng = np.random.default_rng(14)
+    y_b, y_c = rng.integers(0, 3, 4_000), rng.integers(0, 3, 1_000)
+    (pb, qb), (pc_, qc) = multiclass_model(rng, y_b, 0.8), multiclass_model(rng, y_c, 0.4)
+    base = multiclass_table(np.arange(y_b.size), y_b, pb, qb)
+    cand = multiclass_table(np.arange(y_c.size), y_c, pc_, qc)
+    d = assay.gate(base, cand, task="multiclass", prediction="pred", sequential=True)
+    [acc] = [c.to_dict() for c in d.checks]
+    assert acc["test"] == "confidence_sequence" and acc["metric"] == "accuracy"
+    assert acc["difference"] == pytest.approx(np.mean(pc_ == y_c) - np.mean(pb == y_b))
+    assert d.decision == "reject"  # far worse: the always-valid interval excludes zero
+
+
+def test_macro_averaged_metrics_of_multiclass_models_equal_scikit_learn() -> None:
+    """Each file codes its own classes (the candidate also predicts a class the baseline
+    never does); the gate codes both alike before comparing."""
+    rng = np.random.default_rng(15)
+    n = 2_000
+    y = rng.integers(0, 3, n)
+    (pb, qb), (pc_, qc) = multiclass_model(rng, y, 0.5), multiclass_model(rng, y, 0.9)
+    pb = np.where(pb == 2, 0, pb)  # the baseline never predicts "eel"
+    ids = np.arange(n)
+    base, cand = multiclass_table(ids, y, pb, qb), multiclass_table(ids, y, pc_, qc)
+    metrics = ["f1_macro", "precision_macro", "recall_macro"]
+    for paired in (True, False):
+        d = assay.gate(base, cand, task="multiclass", prediction="pred", metrics=metrics,
+                       paired=paired, id_column="id" if paired else None)  # fmt: skip
+        assert d.decision == "promote"
+        for check, average in zip(d.checks, (f1_score, precision_score, recall_score),
+                                  strict=True):  # fmt: skip
+            found = check.to_dict()
+            assert found["test"] == ("paired_bootstrap" if paired else "bootstrap")
+            expected_base = average(y, pb, average="macro", zero_division=0)
+            assert found["baseline"] == pytest.approx(expected_base, abs=1e-12)
+            expected_cand = average(y, pc_, average="macro", zero_division=0)
+            assert found["candidate"] == pytest.approx(expected_cand, abs=1e-12)
+            assert found["ci"][0] < found["difference"] < found["ci"][1]
+
+
+def test_multiclass_comparisons_take_class_codes() -> None:
+    from assay.stats import paired_difference
+
+    y = np.array([0, 1, 2, 2, 1, 0] * 50)
+    good, bad = y.copy(), np.roll(y, 1)
+    d = paired_difference("accuracy", y, bad, good, task="multiclass")
+    assert d.test.startswith("mcnemar")
+    assert d.baseline == pytest.approx(accuracy_score(y, bad)) and d.candidate == 1.0
+    with pytest.raises(InputError, match="class codes"):
+        paired_difference("f1_macro", y, bad + 0.5, good, task="multiclass")
+    with pytest.raises(InputError, match="not supported for a multiclass comparison"):
+        paired_difference("roc_auc", y, bad, good, task="multiclass")

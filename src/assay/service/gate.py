@@ -24,7 +24,7 @@ from assay.rollout.policy import (
     default_metric,
     load_policy,
 )
-from assay.service.gate_data import Arm, read_arm, read_paired_arms
+from assay.service.gate_data import Arm, common_classes, read_arm, read_paired_arms
 from assay.service.runs import run_record
 from assay.stats import (
     BINARY_METRICS,
@@ -43,7 +43,7 @@ from assay.stats import (
 TASKS = {
     "binary": BINARY_METRICS,
     "regression": REGRESSION_METRICS,
-    "multiclass": MULTICLASS_METRICS,
+    "multiclass": MULTICLASS_METRICS | {"log_loss"},  # log_loss: with class probabilities
 }
 _QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 
@@ -118,6 +118,8 @@ def gate(
         cand = read_arm(spec, cand_src, latency_cols)
         rows = {"baseline": base.rows, "candidate": cand.rows}
         mode = "sequential" if rules.sequential else "split"
+    if task == "multiclass":
+        base, cand = common_classes(base, cand)
     rows["labeled_baseline"] = int(base.y_true.size)
     rows["labeled_candidate"] = int(cand.y_true.size)
     enough = min(base.y_true.size, cand.y_true.size) >= rules.min_rows
@@ -246,8 +248,8 @@ def _difference(
     alpha: float | None = None,
     min_rows: int | None = None,
 ) -> Difference:
-    # multiclass metrics reach the tests as per-row binary quantities (Arm.comparable)
-    task = "binary" if spec.task == "multiclass" else spec.task
+    # a multiclass log_loss reaches the tests as a binary one (Arm.comparable)
+    task = "binary" if spec.task == "multiclass" and metric == "log_loss" else spec.task
     common = {"task": task, "threshold": spec.threshold, "alpha": alpha or rules.alpha}
     arms = (base.comparable(metric, spec.task), cand.comparable(metric, spec.task))
     if mode == "paired":

@@ -3,13 +3,11 @@
 Paired arms (shadow mode) are joined by id: each id once per file, one label per id (the
 two files must agree where both carry it), the baseline's segment values.
 
-A multiclass arm keeps its class codes, its predicted codes and, with class-probability
-columns, the probability it gave each row's true class. The metrics the gate compares for
-multiclass models are means of per-row values (accuracy and error rate of correctness,
-log loss of ``-log p(true class)``): :meth:`Arm.comparable` hands them to the comparison
-tests as a binary problem whose every label is 1, which gives exactly those means, the
-McNemar table of paired correctness and the per-row losses, whatever each file's coding
-of the classes.
+A multiclass arm keeps its class codes (both arms coded against the same class list, see
+:func:`common_classes`), its predicted codes and, with class-probability columns, the
+probability it gave each row's true class. Multiclass log loss is the mean of the per-row
+``-log p(true class)``: :meth:`Arm.comparable` hands it to the comparison tests as the
+binary log loss of a problem whose every label is 1.
 """
 
 from __future__ import annotations
@@ -37,30 +35,40 @@ class Arm:
     latency: dict[str, np.ndarray]
     segments: dict[str, np.ndarray] = field(default_factory=dict)  # value per labeled row
     true_proba: np.ndarray | None = None  # multiclass: probability given to the true class
+    classes: list[str] | None = None  # multiclass: the names of the codes
 
     def subset(self, mask: np.ndarray) -> Arm:
         """The labeled rows where ``mask`` holds (latencies are not per labeled row)."""
         proba = None if self.true_proba is None else self.true_proba[mask]
-        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {}, {}, proba)
+        return Arm(self.y_true[mask], self.output[mask], int(mask.sum()), {}, {}, proba,
+                   self.classes)  # fmt: skip
 
     def comparable(self, metric: str, task: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(y_true, output)`` as the comparison tests take them for ``metric``.
-
-        Multiclass: labels all 1, and as output each row's correctness (accuracy,
-        error_rate) or its true class's probability (log_loss).
-        """
-        if task != "multiclass":
+        """``(y_true, output)`` as the comparison tests take them for ``metric``: for a
+        multiclass log_loss, labels all 1 and each row's true-class probability."""
+        if task != "multiclass" or metric != "log_loss":
             return self.y_true, self.output
-        ones = np.ones(self.y_true.size)
-        if metric != "log_loss":
-            return ones, (self.output == self.y_true).astype(np.float64)
         if self.true_proba is None:
             raise ConfigError(
                 "a multiclass log_loss comparison needs the class probabilities",
                 field="score",
                 hint="pass one probability column per class (--score p_a,p_b,...)",
             )
-        return ones, self.true_proba
+        return np.ones(self.y_true.size), self.true_proba
+
+
+def common_classes(base: Arm, cand: Arm) -> tuple[Arm, Arm]:
+    """Both multiclass arms coded against one sorted class list (each file codes its own)."""
+    assert base.classes is not None and cand.classes is not None
+    names = sorted(set(base.classes) | set(cand.classes))
+    out = []
+    for arm in (base, cand):
+        assert arm.classes is not None
+        code = np.array([names.index(c) for c in arm.classes], dtype=np.float64)
+        recoded = Arm(code[arm.y_true.astype(np.int64)], code[arm.output.astype(np.int64)],
+                      arm.rows, arm.latency, arm.segments, arm.true_proba, names)  # fmt: skip
+        out.append(recoded)
+    return out[0], out[1]
 
 
 def output_columns(spec: EvaluationSpec) -> list[str]:
@@ -83,7 +91,7 @@ def _arm(cols: LabeledColumns, spec: EvaluationSpec, rows: int, latency: dict) -
         return Arm(cols.y_true, cols.y_pred, rows, latency, segments)
     proba = cols.y_score  # multiclass: rows × classes, or None
     true_proba = None if proba is None else proba[np.arange(cols.y_true.size), cols.y_true]
-    return Arm(cols.y_true, cols.y_pred, rows, latency, segments, true_proba)
+    return Arm(cols.y_true, cols.y_pred, rows, latency, segments, true_proba, cols.classes)
 
 
 def _require(source: Source, columns: Sequence[str]) -> None:

@@ -51,9 +51,10 @@ BINARY_METRICS: frozenset[str] = frozenset(
     }
 )
 REGRESSION_METRICS: frozenset[str] = frozenset({"mae", "mse", "rmse", "r2", "mean_error"})
-# what the gate compares for multiclass models: means of per-row values (correctness, the
-# loss of the true class's probability), tested as the binary metrics of the same name
-MULTICLASS_METRICS: frozenset[str] = frozenset({"accuracy", "error_rate", "log_loss"})
+# multiclass comparisons take class codes; accuracy and error_rate are the binary metrics
+# of per-row correctness (see :func:`correctness`), the macro averages are bootstrapped
+MACRO_METRICS: frozenset[str] = frozenset({"f1_macro", "precision_macro", "recall_macro"})
+MULTICLASS_METRICS: frozenset[str] = frozenset({"accuracy", "error_rate"}) | MACRO_METRICS
 
 # Whether a larger value is the better model. ``mean_error`` (the bias) is better the
 # closer it is to zero, which no direction expresses: it is deliberately absent.
@@ -74,6 +75,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "mse": False,
     "rmse": False,
     "r2": True,
+    "f1_macro": True,
+    "precision_macro": True,
+    "recall_macro": True,
     "latency": False,
     "latency_p50": False,
     "latency_p95": False,
@@ -184,13 +188,15 @@ def check_alpha(alpha: float, field: str = "alpha") -> float:
 
 def check_metric(metric: str, task: str, supported: Iterable[str] | None = None) -> str:
     """The metric name, or a typed error listing the supported ones for ``task``."""
-    if task not in ("binary", "regression"):
+    by_task = {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS,
+               "multiclass": MULTICLASS_METRICS}  # fmt: skip
+    if task not in by_task:
         raise InputError(
             f"unknown task {task!r}",
             field="task",
-            hint="comparisons support task='binary' or task='regression'",
+            hint="comparisons support task='binary', 'multiclass' or 'regression'",
         )
-    names = set(BINARY_METRICS if task == "binary" else REGRESSION_METRICS)
+    names = set(by_task[task])
     if supported is not None:
         names &= set(supported)
     if metric not in names:
@@ -245,6 +251,15 @@ def check_rows(
             field=f"{arm}.y_true",
             hint="encode the positive class as 1",
         )
+    if task == "multiclass":
+        for name, arr in (("y_true", y), ("score", s)):
+            if not np.all((arr >= 0) & (arr == np.floor(arr))):
+                raise InputError(
+                    f"{arm}.{name} must hold class codes (0, 1, 2, ...) for a multiclass "
+                    "comparison",
+                    field=f"{arm}.{name}",
+                    hint="code both arms' classes alike: the index of the class in one list",
+                )
     w = None
     if sample_weight is not None:
         w = as_float(sample_weight, f"{arm}.sample_weight")
@@ -258,6 +273,17 @@ def check_rows(
                 f"{arm}.sample_weight must be finite and non-negative", field=f"{arm}.sample_weight"
             )
     return y, s, w
+
+
+def correctness(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A multiclass arm as the binary problem of its per-row correctness: labels all 1,
+    and 1.0 where the predicted class is right, so that binary accuracy, error rate,
+    McNemar's table and the two-proportion test are those of the classes.
+
+    >>> correctness(np.array([0, 2, 1]), np.array([0, 1, 1]))[1].tolist()
+    [1.0, 0.0, 1.0]
+    """
+    return np.ones(y.size), (pred == y).astype(np.float64)
 
 
 def predicted(score: np.ndarray, threshold: float) -> np.ndarray:
@@ -314,4 +340,6 @@ def empty_reason(metric: str) -> str:
         "r2": "y_true is constant",
         "f1": "no positive labels and no predicted positives",
     }
+    if metric in MACRO_METRICS:
+        return "no rows"
     return reasons.get(metric, "no rows")

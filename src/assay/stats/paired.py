@@ -26,11 +26,13 @@ import numpy as np
 
 from assay.errors import InputError
 from assay.stats.compare import (
+    MACRO_METRICS,
     ROW_SETS,
     Difference,
     check_alpha,
     check_metric,
     check_rows,
+    correctness,
     empty_reason,
     hits,
     predicted,
@@ -77,6 +79,8 @@ def paired_difference(
         y_true, baseline, sample_weight, task=task, arm="baseline", paired=True
     )
     _, s_cand, _ = check_rows(y_true, candidate, None, task=task, arm="candidate", paired=True)
+    if task == "multiclass" and metric not in MACRO_METRICS:  # accuracy, error_rate
+        (y, s_base), s_cand, threshold = correctness(y, s_base), correctness(y, s_cand)[1], 0.5
     if w is not None and not np.all(w == 1.0):
         return _bootstrap(metric, y, s_base, s_cand, w, threshold, alpha, n_boot, seed)
     if metric in _MCNEMAR:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from assay.stats.compare import MEAN_LOSSES, per_row_loss, predicted
+from assay.stats.compare import MACRO_METRICS, MEAN_LOSSES, per_row_loss, predicted
 from assay.stats.ranking import ScoreGroups
 from assay.stats.reduce import rows_dot
 
@@ -159,6 +159,8 @@ def metric_values(
             if metric == "roc_auc":
                 return groups.auc_replicates(counts)
             return groups.average_precision_replicates(counts)
+        if metric in MACRO_METRICS:
+            return _macro(metric, y, s, weight)
         pred = predicted(s, threshold)
         tp = rows_dot(weight, y * pred)
         fp = rows_dot(weight, (1 - y) * pred)
@@ -175,6 +177,22 @@ def metric_values(
             "f1": (2 * tp, 2 * tp + fp + fn),
         }[metric]
         return np.where(den > 0, num / den, np.nan)
+
+
+def _macro(metric: str, y: np.ndarray, pred: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Macro-averaged precision, recall or F1 over the classes of ``y`` and ``pred`` (class
+    codes), a class's undefined ratio counting 0 (scikit-learn's ``zero_division=0``)."""
+    per_class = []
+    for code in np.union1d(y, pred):
+        actual, guessed = (y == code).astype(np.float64), (pred == code).astype(np.float64)
+        tp = rows_dot(weight, actual * guessed)
+        num, den = {
+            "precision_macro": (tp, rows_dot(weight, guessed)),
+            "recall_macro": (tp, rows_dot(weight, actual)),
+            "f1_macro": (2 * tp, rows_dot(weight, actual) + rows_dot(weight, guessed)),
+        }[metric]
+        per_class.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0))
+    return np.mean(per_class, axis=0) if per_class else np.full(weight.shape[0], np.nan)
 
 
 def point_value(

@@ -44,6 +44,7 @@ from assay.stats.compare import (
     Difference,
     check_alpha,
     check_metric,
+    correctness,
     empty_reason,
     hits,
     per_row_loss,
@@ -128,6 +129,8 @@ def sequential_difference(
             field="min_rows",
         )
     (y_b, s_b, _), (y_c, s_c, _) = arms(baseline, candidate, None, task)
+    if task == "multiclass":  # accuracy, error_rate: the binary ones of correctness
+        (y_b, s_b), (y_c, s_c), threshold = correctness(y_b, s_b), correctness(y_c, s_c), 0.5
     x_b, x_c = _per_row(metric, y_b, s_b, threshold), _per_row(metric, y_c, s_c, threshold)
     n_b, n_c = x_b.size, x_c.size
     mean_b = float(x_b.mean()) if n_b else None

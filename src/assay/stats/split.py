@@ -29,12 +29,14 @@ import numpy as np
 
 from assay.errors import InputError
 from assay.stats.compare import (
+    MACRO_METRICS,
     MEAN_LOSSES,
     ROW_SETS,
     Difference,
     check_alpha,
     check_metric,
     check_rows,
+    correctness,
     empty_reason,
     hits,
     per_row_loss,
@@ -75,6 +77,8 @@ def split_difference(
     alpha = check_alpha(alpha)
     check_metric(metric, task)
     (y_b, s_b, w_b), (y_c, s_c, w_c) = arms(baseline, candidate, sample_weight, task)
+    if task == "multiclass" and metric not in MACRO_METRICS:  # accuracy, error_rate
+        (y_b, s_b), (y_c, s_c), threshold = correctness(y_b, s_b), correctness(y_c, s_c), 0.5
     if metric in ROW_SETS:
         return _two_proportion(metric, (y_b, s_b, w_b), (y_c, s_c, w_c), threshold, alpha)
     if metric in MEAN_LOSSES:
