@@ -297,9 +297,11 @@ def evaluate_on_ray(
                 with contextlib.suppress(Exception):
                     ray.cancel(job)
             raise
-        finally:
+        finally:  # the object refs must not outlive the runtime
             for data, _ in windows:
-                data.shipped = []  # the object refs must not outlive the runtime
+                data.shipped = []
+            for fold in folds:
+                fold.pieces, fold.info_refs = [], []
     report = _Report.of(spec, [role for role, _ in jobs], finished)
     drift = {name: report.drift[name] for name in features} if ref is not None else {}
     spec.drift_rule.apply(drift)
