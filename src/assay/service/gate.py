@@ -70,7 +70,8 @@ def gate(
     ``baseline`` and ``candidate`` take what :func:`assay.evaluate` takes. ``metrics`` (with
     ``margin``) replace the policy's primary metrics; with neither, ROC AUC (accuracy for
     multiclass, MAE for regression) must not get worse. Multiclass models are compared on
-    accuracy, error_rate and, given one probability column per class, log_loss.
+    accuracy, error_rate, the macro-averaged f1, precision and recall and, given one
+    probability column per class, log_loss.
 
     >>> import numpy as np, pyarrow as pa
     >>> rng = np.random.default_rng(0)

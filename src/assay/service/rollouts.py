@@ -20,7 +20,8 @@ from assay.errors import ConfigError, EmptyInputError, NotFoundError
 from assay.rollout.decision import EXIT_CODES
 from assay.rollout.spec import RolloutSpec
 from assay.service.gate import check_policy, gate
-from assay.store.base import SCORES_PREFIX, SEGMENT_PREFIX, Store, score_classes
+from assay.service.rollups import class_scores
+from assay.store.base import SEGMENT_PREFIX, Store, score_classes
 from assay.store.model import ModelSpec
 
 
@@ -142,13 +143,10 @@ def _multiclass_outputs(scan: pa.Table, model: ModelSpec) -> dict[str, Any]:
     """The predicted class (given, else the most probable one) and, when every labeled
     event carries them, the class probabilities."""
     classes = score_classes(model)
-    names = [SCORES_PREFIX + c for c in classes]
     given = scan.column("prediction")
-    if not names or any(n not in scan.column_names for n in names):
+    proba = class_scores(model, scan)  # NaN where an event carries none
+    if proba.shape[1] == 0:
         return {"prediction": given}
-    proba = np.column_stack(
-        [np.asarray(pc.fill_null(scan.column(n), np.nan), dtype=np.float64) for n in names]
-    ) if scan.num_rows else np.zeros((0, len(names)))  # fmt: skip
     scored = ~np.isnan(proba).any(axis=1)
     best = np.asarray(classes, dtype=object)[np.argmax(np.nan_to_num(proba, nan=-1.0), axis=1)]
     guess = pa.array(np.where(scored, best, None), type=pa.string())

@@ -130,7 +130,7 @@ def _labeled_columns(spec: ModelSpec, rows: pa.Table) -> LabeledColumns | None:
         return LabeledColumns(rows.num_rows, _floats(rows.column("label")), None,
                               _floats(rows.column("prediction")), None)  # fmt: skip
     classes = list(spec.classes or [])
-    proba = _class_scores(spec, rows)
+    proba = class_scores(spec, rows)
     scored = ~np.isnan(proba[:, 0]) if proba.size else np.zeros(rows.num_rows, dtype=bool)
     # an event is evaluated on its predicted class, or on its most probable one
     usable = np.asarray(pc.is_valid(rows.column("prediction")), dtype=bool) | scored
@@ -148,7 +148,7 @@ def _labeled_columns(spec: ModelSpec, rows: pa.Table) -> LabeledColumns | None:
                           p, None, classes)  # fmt: skip
 
 
-def _class_scores(spec: ModelSpec, rows: pa.Table) -> np.ndarray:
+def class_scores(spec: ModelSpec, rows: pa.Table) -> np.ndarray:
     """The rows' class probabilities (NaN where an event carries none), one column a class."""
     names = [SCORES_PREFIX + c for c in score_classes(spec)]
     if not names or names[0] not in rows.column_names:
