@@ -543,6 +543,9 @@ def test_multiclass_gate_without_probabilities_refuses_log_loss_and_defaults_to_
     assert caught.value.field == "score"
     with pytest.raises(ConfigError, match="is not supported"):
         assay.gate(base, cand, task="multiclass", prediction="pred", metrics=["roc_auc"])
+    with pytest.raises(ConfigError, match="compares predicted classes") as caught:
+        assay.gate(base, cand, task="multiclass")  # neither a class nor probabilities
+    assert caught.value.field == "prediction"
     pq.write_table(base, tmp_path / "base.parquet")
     pq.write_table(cand, tmp_path / "cand.parquet")
     out = tmp_path / "decision.json"

@@ -99,6 +99,12 @@ def gate(
         )
     if task != "binary" and prediction is not None and score == "score":
         score = None  # the binary default; regression and multiclass read the prediction
+    if task == "multiclass" and prediction is None and score == "score":
+        raise ConfigError(
+            "a multiclass gate compares predicted classes",
+            field="prediction",
+            hint="pass --prediction COLUMN, or --score with one probability column per class",
+        )
     spec = EvaluationSpec.build(
         task=task,
         target=target,
