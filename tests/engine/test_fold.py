@@ -96,3 +96,30 @@ def test_approximate_fold_of_a_column_without_values() -> None:
     assert folded.drift["x"].null_count == 3 and folded.drift["x"].count == 0
     drift = sketch_numeric_drift(folded.drift["x"], folded.drift["x"])
     assert drift["ks"]["statistic"] is None and "all" in drift["undefined"]
+
+
+def test_each_group_is_finished_once_whether_states_travel_cut_or_whole() -> None:
+    """A fold's states cut into pieces by the fold task, or sent whole and cut by each
+    finishing task (sketches): every group lands in exactly one piece, with its numbers."""
+    from assay.engine.ray_tasks import Layout, finish_groups
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    table = pa.table({"y": rng.integers(0, 2, n), "p": rng.random(n),
+                      "c": rng.choice(["a", "b", "c", "d", "e", "f"], n)})  # fmt: skip
+    spec = EvaluationSpec.build(task="binary", target="y", score="p", segments=["c"])
+    plan = FoldPlan.build(spec, role="current", metrics=True)
+    parts = [fold_batches(plan, table.slice(lo, 1_000).to_batches()) for lo in (0, 1_000, 2_000)]
+    for whole in (False, True):
+        layout = Layout(buckets=3, whole=whole)
+        found: dict = {}
+        for piece in range(1 + layout.buckets):
+            sent = parts if whole else [layout.split(p)[piece] for p in parts]
+            metrics = finish_groups(spec, layout, piece, *sent)["metrics"]
+            assert not set(metrics) & set(found)  # no group twice
+            found.update(metrics)
+        assert set(found) == {()} | {(("c", v),) for v in "abcdef"}
+        for value in "abcdef":
+            rows = np.asarray(table.column("c")) == value
+            y, p = table.column("y").to_numpy()[rows], table.column("p").to_numpy()[rows]
+            assert found[(("c", value),)]["roc_auc"] == pytest.approx(roc_auc_score(y, p))

@@ -70,7 +70,12 @@ class WindowFold:
     data: Partitioned
     plan: FoldPlan
     layout: Layout
-    pieces: list[list[Any]]  # per piece: at most finish_inputs refs, in file order
+    pieces: list[list[Any]]  # per object sent: at most finish_inputs refs, in file order
+
+    def piece(self, index: int) -> list[Any]:
+        """The refs of piece ``index`` (of the whole states, when they travel uncut)."""
+        return self.pieces[0 if self.layout.whole else index]
+
     info_refs: list[Any]
     partitions: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
@@ -157,7 +162,7 @@ def fold_window(
     partitions); nothing waits."""
     # running out of a fixed memory cap is not transient: no retry then
     fold = ray.remote(ray_tasks.fold_partition).options(
-        num_returns=layout.pieces + 1, **({"max_retries": 0} if options.worker_memory else {})
+        num_returns=layout.sent + 1, **({"max_retries": 0} if options.worker_memory else {})
     )
     rows, infos = [], []
     for part, filesystem, table in _shipped(ray, data):
@@ -202,16 +207,15 @@ def submit_finishing(
     """One finishing task per piece, the longest (overall metrics) first: (role, ref)."""
     groups = ray.remote(ray_tasks.finish_groups)
     drift = ray.remote(ray_tasks.finish_drift)
-    jobs = [("current", groups.remote(spec, *cur.pieces[0]))]
-    jobs += [("current", groups.remote(spec, *cur.pieces[1 + b]))
-             for b in range(cur.layout.buckets)]  # fmt: skip
+    jobs = [("current", groups.remote(spec, cur.layout, b, *cur.piece(b)))
+            for b in range(1 + cur.layout.buckets)]  # fmt: skip
     if ref is not None:
         if ref.plan.metrics:
-            jobs.append(("reference", groups.remote(spec, *ref.pieces[0])))
-        for chunk in range(len(cur.layout.chunks)):
-            old = ref.pieces[ref.layout.first_chunk + chunk]
-            new = cur.pieces[cur.layout.first_chunk + chunk]
-            jobs.append(("drift", drift.remote(len(old), *old, *new)))
+            jobs.append(("reference", groups.remote(spec, ref.layout, 0, *ref.piece(0))))
+        for number, columns in enumerate(cur.layout.chunks):
+            old = ref.piece(ref.layout.first_chunk + number)
+            new = cur.piece(cur.layout.first_chunk + number)
+            jobs.append(("drift", drift.remote(columns, len(old), *old, *new)))
     return jobs
 
 
@@ -282,7 +286,8 @@ def evaluate_on_ray(
         columns += [("prediction", prediction[0])] if prediction is not None else []
         chunks = drift_chunks(columns, min(2 * cpus, MAX_CHUNKS))
         buckets = min(4 * cpus, MAX_BUCKETS) if windows[0][1].groupings else 0
-        layouts = [Layout(buckets, chunks), Layout(0, chunks)]
+        # sketches are small: they travel whole, and each finishing task takes its piece
+        layouts = [Layout(b, chunks, options.approximate) for b in (buckets, 0)]
         folds = [fold_window(ray, data, plan, layout, options)
                  for (data, plan), layout in zip(windows, layouts, strict=False)]  # fmt: skip
         jobs = submit_finishing(ray, spec, folds[0], folds[1] if len(folds) > 1 else None)

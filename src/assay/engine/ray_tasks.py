@@ -19,7 +19,7 @@ needs them ever holds a window's full exact states.
 >>> pieces = layout.split(fold_batches(plan, t.to_batches(max_chunksize=3)))
 >>> len(pieces), sorted(k for p in pieces[1:] for k in p.metrics)
 (3, [(('c', 'a'),), (('c', 'b'),)])
->>> finish_groups(spec, pieces[0])["metrics"][()]["roc_auc"]
+>>> finish_groups(spec, layout, 0, pieces[0])["metrics"][()]["roc_auc"]
 1.0
 """
 
@@ -56,16 +56,29 @@ class Layout:
     Piece 0 holds the overall metric states (and the row counts); the next ``buckets``
     pieces hold the metric states of the other groups, each group in the bucket a hash of
     its key picks (the groups are only known once the data is read); then one piece per
-    chunk of drift columns.
+    chunk of drift columns. With ``whole``, a fold sends its states uncut and each
+    finishing task takes its piece itself: for small fixed-size states (sketches), whose
+    pieces would be too small for Ray's shared object store and would travel through the
+    driver instead.
     """
 
     buckets: int = 0
     chunks: tuple[tuple[DriftColumn, ...], ...] = ()
+    whole: bool = False
 
     @property
     def pieces(self) -> int:
         """How many pieces :meth:`split` returns."""
         return 1 + self.buckets + len(self.chunks)
+
+    @property
+    def sent(self) -> int:
+        """How many objects a fold task returns for its states."""
+        return 1 if self.whole else self.pieces
+
+    def holds(self, piece: int, key: GroupKey) -> bool:
+        """Whether metric piece ``piece`` (0: overall, then the buckets) holds group ``key``."""
+        return not key if piece == 0 else bool(key) and self.bucket_of(key) == piece - 1
 
     @property
     def first_chunk(self) -> int:
@@ -161,12 +174,12 @@ def fold_partition(
     try:
         batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
         folded = fold_batches(plan, batches)
-        pieces: list[Any] = layout.split(folded)
+        pieces: list[Any] = [folded] if layout.whole else layout.split(folded)
         info["state_bytes"] = folded.serialized_size()  # what the partition's states weigh
         info["labeled"] = folded.labeled
     except AssayError as err:
         boxed = Boxed.of(err)
-        pieces = [boxed] * layout.pieces
+        pieces = [boxed] * layout.sent
         info["error"] = boxed
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
@@ -199,8 +212,11 @@ def merge_rows(width: int, *pieces: Folded | Boxed) -> Any:
 # -- finish --------------------------------------------------------------------------
 
 
-def finish_groups(spec: EvaluationSpec, *parts: Folded | Boxed) -> dict[str, Any] | Boxed:
-    """The metrics of every group in ``parts`` (one piece of each partition, in order).
+def finish_groups(
+    spec: EvaluationSpec, layout: Layout, piece: int, *parts: Folded | Boxed
+) -> dict[str, Any] | Boxed:
+    """The metrics of the groups of metric piece ``piece`` (0: overall, then the buckets),
+    from that piece (or, ``layout.whole``, all the states) of each partition, in order.
 
     Overall metrics come with their curves, as the local engine reports them. Each
     group's states are merged, finished and released before the next group's.
@@ -209,7 +225,8 @@ def finish_groups(spec: EvaluationSpec, *parts: Folded | Boxed) -> dict[str, Any
     if boxed is not None:
         return boxed
     folded: list[Folded] = list(parts)  # type: ignore[arg-type]
-    keys = list(dict.fromkeys(key for part in folded for key in part.metrics))
+    keys = [key for key in dict.fromkeys(k for part in folded for k in part.metrics)
+            if layout.holds(piece, key)]  # fmt: skip
     metrics: dict[GroupKey, dict[str, Any]] = {}
     kinds: dict[str, dict[str, Any]] = {}
     try:
@@ -223,9 +240,11 @@ def finish_groups(spec: EvaluationSpec, *parts: Folded | Boxed) -> dict[str, Any
     return {"metrics": metrics, "states": kinds}
 
 
-def finish_drift(reference_parts: int, *parts: Folded | Boxed) -> dict[str, Any] | Boxed:
-    """Drift of every column in ``parts``: the first ``reference_parts`` pieces are the
-    reference window's, the rest the current window's."""
+def finish_drift(
+    columns: tuple[DriftColumn, ...], reference_parts: int, *parts: Folded | Boxed
+) -> dict[str, Any] | Boxed:
+    """Drift of ``columns`` between two windows: the first ``reference_parts`` of
+    ``parts`` are the reference window's partitions' states, the rest the current's."""
     boxed = _first_boxed(parts)
     if boxed is not None:
         return boxed
@@ -233,12 +252,11 @@ def finish_drift(reference_parts: int, *parts: Folded | Boxed) -> dict[str, Any]
     ref, cur = folded[:reference_parts], folded[reference_parts:]
     out: dict[str, Any] = {"drift": {}, "prediction": {}, "states": {}}
     try:
-        for section in ("drift", "prediction"):
-            for name in dict.fromkeys(n for p in cur for n in getattr(p, section)):
-                pair = [merge_states([getattr(p, section)[name] for p in window])
-                        for window in (ref, cur)]  # fmt: skip
-                out[section][name] = drift_between(*pair)
-                out["states"].update(state_kinds(pair))
+        for section, name in columns:
+            pair = [merge_states([getattr(p, section)[name] for p in window])
+                    for window in (ref, cur)]  # fmt: skip
+            out[section][name] = drift_between(*pair)
+            out["states"].update(state_kinds(pair))
     except AssayError as err:
         return Boxed.of(err)
     return out
