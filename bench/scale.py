@@ -291,9 +291,9 @@ def projection(results_by_rows: dict[int, dict[str, dict[str, Any]]]) -> str:
         f"the cluster; {levels} levels of {MERGE_FAN_IN}-way merge tasks ({merges:,} tasks, "
         f"each reading at most {MERGE_FAN_IN * state / 2**20:,.1f} MiB) leave {width} "
         f"partial states, and each finishing task (overall metrics, up to {MAX_BUCKETS} "
-        f"buckets of segment values, the chunks of drift columns) reads its piece of those "
-        f"{width}: at most {width * state / 2**20:,.1f} MiB. The driver receives only "
-        f"finished numbers;",
+        f"buckets of segment values, the chunks of drift columns) reads those {width} "
+        f"(at most {width * state / 2**20:,.1f} MiB) and finishes its own piece. The driver "
+        f"receives only finished numbers;",
         f"- folding runs at {per_core:,.0f} rows per core-second here (sum of the fold "
         f"tasks' times), so {nodes * cores:,} cores fold 10 billion rows in about "
         f"{fold_minutes * 60:,.0f} seconds of compute, plus the {levels} merge rounds and "
