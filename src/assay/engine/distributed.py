@@ -4,9 +4,10 @@ by Ray tasks too.
 Each fold task streams its partition's record batches (:mod:`assay.engine.partitions`)
 into states keyed by group (:mod:`assay.engine.fold`) and returns them cut into pieces
 (:class:`~assay.engine.ray_tasks.Layout`): the overall metric states, buckets of segment
-values, chunks of drift columns. Numpy arrays travel out of band and are read in place.
-One finishing task per piece merges that piece of every partition, in file order, and
-finishes it: exact states give the local engine's numbers exactly. Past
+values, chunks of drift columns; approximate states, being small, travel whole and each
+finishing task cuts out its own piece. Numpy arrays travel out of band and are read in
+place. One finishing task per piece merges that piece of every partition, in file order,
+and finishes it: exact states give the local engine's numbers exactly. Past
 ``finish_inputs`` partitions (64 by default), merge tasks first combine neighbouring
 partitions 8 at a time, level by level: a merge tree whose last level is the finishing.
 The driver submits everything at once, so both windows' folds and the finishing keep
