@@ -232,9 +232,14 @@ def test_a_bad_value_in_one_partition_raises_the_typed_error(
     scores[2_500] = 1.7
     table = table.set_column(1, "score", pa.array(scores))
     folder = write_partitioned(table, tmp_path / "bad", files=3, row_group_size=500)
-    with pytest.raises(ColumnTypeError, match="outside") as caught:
-        assay.evaluate(str(folder), engine="ray", task="binary", target="target", score="score")
-    assert caught.value.field == "score"
+    # Repeated: cancelling the finishing tasks after a failed fold aborted the whole driver
+    # (a race inside Ray 2.60) in about one run of four; the engine no longer cancels.
+    for _ in range(8):
+        with pytest.raises(ColumnTypeError, match="outside") as caught:
+            assay.evaluate(str(folder), engine="ray", task="binary", target="target",
+                           score="score")  # fmt: skip
+        assert caught.value.field == "score"
+    assert ray_runtime.is_initialized()
 
 
 def test_cli_connects_to_a_cluster_by_address(
