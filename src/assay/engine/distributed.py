@@ -298,9 +298,9 @@ def evaluate_on_ray(
                 fold.gather(ray)
                 _check_rows(fold)
             finished = ray.get([job for _, job in jobs])
-        # No ``ray.cancel`` on failure: a finishing task waits on every fold, so a failed
-        # fold fails it anyway, and Ray 2.60 aborts the driver ("Tried to complete task
-        # that was not pending") when a cancel races a task's failure.
+        # No ``ray.cancel`` on failure: a finishing task given a failed fold's piece
+        # returns that error without merging anything, and Ray 2.60 aborts the driver
+        # ("Tried to complete task that was not pending") when a cancel races a task's end.
         finally:  # the object refs must not outlive the runtime
             for data, _ in windows:
                 data.shipped = []
