@@ -146,6 +146,31 @@ def test_late_labels_fire_and_resolve_the_restated_window(
     assert {n.labels["monitor"] for n in sent} == {"auc-floor"}  # drift is not judged again
 
 
+def test_hours_an_evaluation_rebuilt_are_judged_after_a_restart(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    """The rebuilt hours are kept in the store, not in the server that rebuilt them: the
+    restarted server's first pass still judges day 2 again (so does another replica's, on
+    PostgreSQL; the store contract suite checks both backends keep them)."""
+    days = Days(store)
+    clock = [DAY0 + 5 * DAY + timedelta(hours=1)]
+    MonitorScheduler(store, config(), tmp_path, clock=lambda: clock[0]).run_once()
+    auc_a = days.label(batch("A"))
+    evaluate_windows(store, "acme", "fraud", window="1d")  # a request rebuilds day 2's hours
+    assert store.dirty_buckets("acme", "fraud") == []
+    store.close()
+    clock[0] += timedelta(minutes=10)
+    reopened = DuckDBStore(tmp_path / "data")
+    try:
+        restarted = MonitorScheduler(reopened, config(), tmp_path, clock=lambda: clock[0])
+        assert restarted.run_once() == []
+        [pending] = restarted.active()
+        assert pending["labels"]["window_start"] == DAY2
+        assert pending["value"] == pytest.approx(auc_a)
+    finally:
+        reopened.close()
+
+
 def test_a_past_windows_alert_resolves_beyond_the_horizon(
     store: DuckDBStore, tmp_path: Path
 ) -> None:

@@ -155,6 +155,8 @@ FOREIGN_CALLS: dict[str, Callable[[Any, str, str], Any]] = {
     "load_rollups": lambda s, t, m: s.load_rollups(t, m),
     "save_reference": lambda s, t, m: s.save_reference(t, m, b"ref", {}),
     "load_reference": lambda s, t, m: s.load_reference(t, m),
+    "note_restated": lambda s, t, m: s.note_restated(t, m, [T0]),
+    "take_restated": lambda s, t, m: s.take_restated(t, m),
 }
 
 
@@ -663,7 +665,7 @@ def test_a_version_3_store_is_migrated_with_class_score_columns(backend: Any) ->
         )
     backend.execute("DELETE FROM assay_schema WHERE version > 3")
     store = backend.open()
-    assert store.schema_version() == sql.SCHEMA_VERSION == 4
+    assert store.schema_version() == sql.SCHEMA_VERSION
     scored = predictions(MULTICLASS, row("b", at(2), scores__cat=0.8, scores__dog=0.2))
     assert store.append_predictions("acme", "zoo", scored) == AppendResult(1, 0)
     assert store.scan("acme", "zoo").to_pylist() == scanned(
@@ -692,3 +694,43 @@ def test_rollouts_are_put_listed_replaced_and_deleted_per_model(store: Any) -> N
     assert list(store.get_rollouts("acme", "fraud")) == ["v2-canary"]
     with pytest.raises(NotFoundError):
         store.get_rollouts("other", "fraud")
+
+
+def test_restated_hours_are_taken_once_by_any_store_on_the_same_data(backend: Any) -> None:
+    """Hours one server (store) noted are taken by the next reader, whichever store object
+    it uses: another replica on the same database, or the same server after a restart."""
+    first = backend.open()
+    first.register_model("acme", BINARY)
+    first.register_model("acme", REGRESSION)
+    assert first.take_restated("acme", "fraud") == set()
+    first.note_restated("acme", "fraud", [T0 + HOUR, T0])
+    first.note_restated("acme", "fraud", [T0 + 2 * HOUR, T0 + HOUR])  # a repeat is kept once
+    first.note_restated("acme", "fraud", [])
+    eastern = timezone(timedelta(hours=-5))
+    first.note_restated("acme", "price", [datetime(2026, 11, 1, 5, tzinfo=eastern)])
+    if backend.name == "postgres":  # a replica on the same database while the first is open
+        second = backend.open()
+    else:  # one process owns a DuckDB file: the same server, restarted
+        first.close()
+        second = backend.open()
+    taken = second.take_restated("acme", "fraud")
+    assert taken == {T0, T0 + HOUR, T0 + 2 * HOUR}
+    assert all(hour.utcoffset() == timedelta(0) for hour in taken)
+    assert second.take_restated("acme", "fraud") == set()  # taken once
+    assert second.take_restated("acme", "price") == {T0}  # 05:00 at UTC-5 is 10:00 UTC
+
+
+def test_a_version_4_store_is_migrated_with_a_table_of_restated_hours(backend: Any) -> None:
+    store = backend.open()
+    store.register_model("acme", BINARY)
+    store.append_predictions("acme", "fraud", predictions(BINARY, row("a", at(1), score=0.4)))
+    dirty = store.dirty_buckets("acme", "fraud")
+    store.close()
+    backend.execute("DROP TABLE restated_hours")  # the version 4 layout
+    backend.execute("DELETE FROM assay_schema WHERE version > 4")
+    store = backend.open()
+    assert store.schema_version() == sql.SCHEMA_VERSION
+    assert store.scan("acme", "fraud").to_pylist() == scanned(BINARY, row("a", at(1), score=0.4))
+    assert store.dirty_buckets("acme", "fraud") == dirty
+    store.note_restated("acme", "fraud", [T0])
+    assert store.take_restated("acme", "fraud") == {T0}

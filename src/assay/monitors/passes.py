@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from assay.monitors.config import ModelMonitoring, Monitor, parse_duration
-from assay.monitors.restated import RESTATED
 from assay.monitors.rules import evaluate_all, evaluate_past
 from assay.monitors.signals import Signal
 from assay.monitors.windows import latest_closed, previous, sliding, window_start
@@ -53,7 +52,7 @@ def restated_hours(
     ``executor`` builds the buckets' states (default: in this process; ``engine: ray``).
     """
     dirty = store.dirty_buckets(model.tenant, model.name)
-    noted = RESTATED.take(store, model.tenant, model.name)
+    noted = store.take_restated(model.tenant, model.name)
     hours = set(pending) | _judged_again(model, now, {d.bucket for d in dirty} | noted)
     if hours - pending:
         persist(hours)

@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from assay.engine import local
 from assay.errors import InputError
-from assay.monitors.restated import RESTATED
 from assay.service.rollups import (
     BUCKET,
     RollupExecutor,
@@ -179,9 +178,10 @@ def refresh_rollups(
 ) -> list[DirtyBucket]:
     """Rebuild the rollups of exactly ``dirty`` (default: the buckets dirty now); return them.
 
-    With ``note`` the rebuilt hours are noted in :data:`~assay.monitors.restated.RESTATED`,
+    With ``note`` the rebuilt hours are noted in the store (:meth:`Store.note_restated`),
     so the monitor schedule judges the windows they restate again (late labels) even when
-    an evaluation request rebuilt them first. Buckets dirtied meanwhile stay dirty.
+    an evaluation request rebuilt them first: in another replica, or before a restart.
+    Buckets dirtied meanwhile stay dirty.
     ``executor`` builds the buckets' states (default: in this process; the monitor
     schedule may hand large refreshes to Ray, see :mod:`assay.service.ray_rollups`).
 
@@ -198,7 +198,7 @@ def refresh_rollups(
     if not dirty:
         return dirty
     if note:
-        RESTATED.note(store, tenant, model, {d.bucket for d in dirty})
+        store.note_restated(tenant, model, {d.bucket for d in dirty})
     return refresh(store, tenant, model, dirty, executor=executor)
 
 

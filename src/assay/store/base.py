@@ -15,7 +15,7 @@ class probability, float64, nullable) per registered class. Label columns: ``id`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -172,6 +172,12 @@ class Store(Protocol):
         self, tenant: str, model: str, updates: list[tuple[DirtyBucket, list[Rollup]]]
     ) -> None:
         """:meth:`replace_rollups` for several buckets in one transaction."""
+
+    def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
+
+    def take_restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted since the last take (by any process), forgotten as they are read."""
 
     def load_rollups(
         self,

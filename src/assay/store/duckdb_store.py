@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -345,6 +345,28 @@ class DuckDBStore(SingleBatchAppends):
                 )
             unseen = self._unseen.get(model_id, set())
             unseen -= {(d.version, _hour(d.bucket)) for d, _ in updates}
+
+    def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
+        model_id, _ = self._model(tenant, model)
+        stamps = sorted(set(hours))
+        if not stamps:
+            return
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO restated_hours SELECT ?, unnest(?::TIMESTAMPTZ[]) "
+                "ON CONFLICT DO NOTHING",
+                [model_id, stamps],
+            )
+
+    def take_restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted since the last take, forgotten as they are read."""
+        model_id, _ = self._model(tenant, model)
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "DELETE FROM restated_hours WHERE model_id = ? RETURNING bucket", [model_id]
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def load_rollups(
         self,

@@ -24,7 +24,7 @@ import json
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -410,6 +410,33 @@ class PostgresStore(SingleBatchAppends):
 
         if ordered:
             self._write(work)
+
+    def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
+        model_id, _ = self._model(tenant, model)
+        stamps = sorted({_utc(hour) for hour in hours})
+        if not stamps:
+            return
+
+        def work(cur: psycopg.Cursor) -> None:
+            cur.execute(
+                "INSERT INTO restated_hours SELECT %s, unnest(%s::timestamptz[]) "
+                "ON CONFLICT DO NOTHING",
+                [model_id, stamps],
+            )
+
+        self._write(work)
+
+    def take_restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted since the last take (by any replica), forgotten as they are read."""
+        model_id, _ = self._model(tenant, model)
+
+        def work(cur: psycopg.Cursor) -> list[tuple[Any, ...]]:
+            return cur.execute(
+                "DELETE FROM restated_hours WHERE model_id = %s RETURNING bucket", [model_id]
+            ).fetchall()
+
+        return {_utc(row[0]) for row in self._write(work)}
 
     def load_rollups(
         self,

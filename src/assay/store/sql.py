@@ -16,7 +16,7 @@ from typing import Any
 from assay.store.base import FEATURE_PREFIX, SCORES_PREFIX, SEGMENT_PREFIX, score_classes
 from assay.store.model import ModelSpec
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUCKET = "hour"  # rollup granularity
 
 # (version, statements); each backend runs them in order inside a transaction.
@@ -72,6 +72,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 spec VARCHAR NOT NULL,
                 updated_at TIMESTAMPTZ NOT NULL,
                 PRIMARY KEY (model_id, name))""",
+        ],
+    ),
+    (
+        5,
+        [  # hours an evaluation request rebuilt, until a monitor pass takes them
+            """CREATE TABLE IF NOT EXISTS restated_hours (
+                model_id INTEGER NOT NULL,
+                bucket TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (model_id, bucket))""",
         ],
     ),
 ]
