@@ -152,6 +152,10 @@ class PermissionDeniedError(AssayError, PermissionError):
     http_status = 403
 
 
+class WorkerMemoryError(AssayError, MemoryError):
+    """A Ray task needed more memory than ``ray_options["worker_memory"]`` gives it."""
+
+
 class StoreUnavailableError(AssayError, ConnectionError):
     """A database cannot be opened or reached (bad path, server down, wrong credentials)."""
 

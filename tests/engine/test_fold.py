@@ -115,7 +115,7 @@ def test_each_group_is_finished_once_whether_states_travel_cut_or_whole() -> Non
         found: dict = {}
         for piece in range(1 + layout.buckets):
             sent = parts if whole else [layout.split(p)[piece] for p in parts]
-            metrics = finish_groups(spec, layout, piece, *sent)["metrics"]
+            metrics = finish_groups(spec, layout, piece, None, *sent)["metrics"]
             assert not set(metrics) & set(found)  # no group twice
             found.update(metrics)
         assert set(found) == {()} | {(("c", v),) for v in "abcdef"}

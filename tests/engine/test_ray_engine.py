@@ -24,7 +24,7 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 import assay
-from assay.errors import ColumnTypeError, ConfigError
+from assay.errors import ColumnTypeError, ConfigError, WorkerMemoryError
 
 from .conftest import binary_window, write_partitioned
 
@@ -220,8 +220,32 @@ def test_a_data_set_larger_than_the_workers_memory_completes(
     assert len(result["drift"]) == 24
     # two partitions of 300,000 rows: their exact states alone (24 × 8 bytes a row) are 55 MiB
     exact = {**options, "partitions": 2}
-    with pytest.raises(MemoryError):
+    with pytest.raises(WorkerMemoryError, match=r"the fold of partition \d") as caught:
         _evaluate(str(folder), reference=str(folder), engine="ray", ray_options=exact, **kwargs)
+    assert caught.value.field == "worker_memory" and "approximate=True" in str(caught.value)
+    assert isinstance(caught.value, MemoryError)
+
+
+def test_a_finishing_task_past_the_memory_cap_names_itself(
+    ray_runtime: Any, tmp_path: Path
+) -> None:
+    """Every task runs under the cap, not only the folds: 32 partitions of 62,500 rows
+    fold within 24 MiB each, but the overall metrics of 2,000,000 exact scores (16 MiB of
+    scores alone, before sorting them) do not. The error names that task; with fixed-size
+    approximate states the same data completes under the same cap."""
+    rng = np.random.default_rng(21)
+    n = 2_000_000
+    table = pa.table({"target": (rng.random(n) < 0.3).astype(np.int8), "score": rng.random(n)})
+    path = tmp_path / "long.parquet"
+    pq.write_table(table, path, row_group_size=n // 32)
+    options = {"worker_memory": 24 << 20, "partitions": 32}
+    kwargs: dict[str, Any] = {"task": "binary", "target": "target", "score": "score"}
+    with pytest.raises(WorkerMemoryError, match="the overall metrics needed more than") as caught:
+        _evaluate(str(path), engine="ray", ray_options=options, **kwargs)
+    assert caught.value.field == "worker_memory"
+    approximate = _evaluate(str(path), engine="ray", approximate=True, ray_options=options,
+                            **kwargs)  # fmt: skip
+    assert approximate["rows"]["current"] == n
 
 
 def test_a_bad_value_in_one_partition_raises_the_typed_error(

@@ -51,9 +51,10 @@ class RayOptions:
 
     ``partitions``: at least this many partitions per window (default: 2 × the cluster's
     CPUs, and never fewer than the files). ``worker_memory``: a hard cap, in bytes, on the
-    memory each fold task may add to its worker (the kernel's data-segment limit, set for
-    the task's duration; Linux). ``finish_inputs``: the most partitions' states one
-    finishing task reads; past it, merge tasks first combine neighbours 8 at a time.
+    memory each task (fold, merge, finish) may add to its worker (the kernel's data-segment
+    limit, set for the task's duration; Linux); past it, a ``WorkerMemoryError``.
+    ``finish_inputs``: the most partitions' states one finishing task reads; past it,
+    merge tasks first combine neighbours 8 at a time.
     """
 
     address: str | None = None
@@ -172,13 +173,18 @@ def fold_window(
         )
         rows.append(pieces)
         infos.append(info)
-    rows = tree_merge(ray.remote(ray_tasks.merge_rows), rows, until=options.finish_inputs)
+    merge = ray.remote(ray_tasks.merge_rows)
+    rows = tree_merge(merge, rows, until=options.finish_inputs, worker_memory=options.worker_memory)
     by_piece = [list(column) for column in zip(*rows, strict=True)]
     return WindowFold(data, plan, layout, by_piece, infos)
 
 
 def tree_merge(
-    merge: Any, rows: list[list[Any]], fan_in: int = MERGE_FAN_IN, until: int = 1
+    merge: Any,
+    rows: list[list[Any]],
+    fan_in: int = MERGE_FAN_IN,
+    until: int = 1,
+    worker_memory: int | None = None,
 ) -> list[list[Any]]:
     """Merge ordered partitions' pieces by ``fan_in``-way merge tasks, level by level,
     until at most ``until`` rows are left; those rows of refs, in order.
@@ -196,27 +202,32 @@ def tree_merge(
             if len(group) == 1:
                 merged.append(group[0])
                 continue
-            out = task.remote(width, *[ref for row in group for ref in row])
+            out = task.remote(width, worker_memory, *[ref for row in group for ref in row])
             merged.append(list(out) if width > 1 else [out])
         rows = merged
     return rows
 
 
 def submit_finishing(
-    ray: Any, spec: EvaluationSpec, cur: WindowFold, ref: WindowFold | None
+    ray: Any,
+    spec: EvaluationSpec,
+    cur: WindowFold,
+    ref: WindowFold | None,
+    worker_memory: int | None = None,
 ) -> list[tuple[str, Any]]:
     """One finishing task per piece, the longest (overall metrics) first: (role, ref)."""
     groups = ray.remote(ray_tasks.finish_groups)
     drift = ray.remote(ray_tasks.finish_drift)
-    jobs = [("current", groups.remote(spec, cur.layout, b, *cur.piece(b)))
+    cap = worker_memory
+    jobs = [("current", groups.remote(spec, cur.layout, b, cap, *cur.piece(b)))
             for b in range(1 + cur.layout.buckets)]  # fmt: skip
     if ref is not None:
         if ref.plan.metrics:
-            jobs.append(("reference", groups.remote(spec, ref.layout, 0, *ref.piece(0))))
+            jobs.append(("reference", groups.remote(spec, ref.layout, 0, cap, *ref.piece(0))))
         for number, columns in enumerate(cur.layout.chunks):
             old = ref.piece(ref.layout.first_chunk + number)
             new = cur.piece(cur.layout.first_chunk + number)
-            jobs.append(("drift", drift.remote(columns, len(old), *old, *new)))
+            jobs.append(("drift", drift.remote(columns, len(old), cap, *old, *new)))
     return jobs
 
 
@@ -291,7 +302,8 @@ def evaluate_on_ray(
         layouts = [Layout(b, chunks, options.approximate) for b in (buckets, 0)]
         folds = [fold_window(ray, data, plan, layout, options)
                  for (data, plan), layout in zip(windows, layouts, strict=False)]  # fmt: skip
-        jobs = submit_finishing(ray, spec, folds[0], folds[1] if len(folds) > 1 else None)
+        jobs = submit_finishing(ray, spec, folds[0], folds[1] if len(folds) > 1 else None,
+                                options.worker_memory)  # fmt: skip
         try:
             _follow(ray, folds, jobs, progress)
             for fold in folds:

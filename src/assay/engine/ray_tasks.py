@@ -19,7 +19,7 @@ needs them ever holds a window's full exact states.
 >>> pieces = layout.split(fold_batches(plan, t.to_batches(max_chunksize=3)))
 >>> len(pieces), sorted(k for p in pieces[1:] for k in p.metrics)
 (3, [(('c', 'a'),), (('c', 'b'),)])
->>> finish_groups(spec, layout, 0, pieces[0])["metrics"][()]["roc_auc"]
+>>> finish_groups(spec, layout, 0, None, pieces[0])["metrics"][()]["roc_auc"]
 1.0
 """
 
@@ -30,6 +30,7 @@ import hashlib
 import os
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from assay.engine import local
 from assay.engine.fold import Folded, FoldPlan, GroupKey, fold_batches, merge_folded, merge_states
 from assay.engine.partitions import Partition, read_partition
 from assay.engine.spec import EvaluationSpec
-from assay.errors import AssayError
+from assay.errors import AssayError, WorkerMemoryError
 from assay.stats import NumericSampleState, State
 from assay.stats.numeric_sketch import NumericHistogramState, sketch_numeric_drift
 
@@ -134,8 +135,11 @@ class Boxed:
         return cls(type(err), str(err), dict(err.__dict__))
 
     def rebuild(self) -> AssayError:
-        """The error itself, with its field and hint."""
-        err = self.kind.__new__(self.kind)
+        """The error itself, with its field and hint (``__init__`` is not run again)."""
+        builtin = self.kind  # the builtin whose __new__ lays the object out
+        while builtin.__module__ != "builtins":
+            builtin = builtin.__base__
+        err = builtin.__new__(self.kind)
         Exception.__init__(err, self.message)
         err.__dict__.update(self.attributes)
         return err
@@ -167,45 +171,41 @@ def fold_partition(
     started = time.perf_counter()
     _reset_peak_rss()
     info: dict[str, Any] = {"index": part.index, "rows": part.rows}
-    limit = resource.getrlimit(resource.RLIMIT_DATA)
-    if worker_memory:  # the kernel refuses this task any allocation past the cap
-        cap = _proc_status("VmData") + worker_memory
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, limit[1]))
     try:
-        batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
-        folded = fold_batches(plan, batches)
-        pieces: list[Any] = [folded] if layout.whole else layout.split(folded)
-        info["state_bytes"] = folded.serialized_size()  # what the partition's states weigh
-        info["labeled"] = folded.labeled
+        with memory_cap(worker_memory, f"the fold of partition {part.index + 1}"):
+            batches = read_partition((filesystem, rows), part, plan.columns, batch_size)
+            folded = fold_batches(plan, batches)
+            pieces: list[Any] = [folded] if layout.whole else layout.split(folded)
+            info["state_bytes"] = folded.serialized_size()  # what the partition's states weigh
+            info["labeled"] = folded.labeled
     except AssayError as err:
         boxed = Boxed.of(err)
         pieces = [boxed] * layout.sent
         info["error"] = boxed
-    finally:
-        resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
     info["seconds"] = round(time.perf_counter() - started, 4)
     info["peak_rss_bytes"] = _proc_status("VmHWM")
     info["pid"] = os.getpid()
     return [*pieces, info]
 
 
-def merge_parts(*parts: Folded | Boxed) -> Folded | Boxed:
+def merge_parts(parts: tuple[Folded | Boxed, ...], worker_memory: int | None) -> Folded | Boxed:
     """Neighbours' pieces merged in order (their arrays are read in place)."""
     boxed = _first_boxed(parts)
     if boxed is not None:
         return boxed
     try:
-        return merge_folded(list(parts))  # type: ignore[arg-type]
+        with memory_cap(worker_memory, "a merge of neighbouring partitions"):
+            return merge_folded(list(parts))  # type: ignore[arg-type]
     except AssayError as err:
         return Boxed.of(err)
 
 
-def merge_rows(width: int, *pieces: Folded | Boxed) -> Any:
+def merge_rows(width: int, worker_memory: int | None, *pieces: Folded | Boxed) -> Any:
     """Neighbouring partitions' pieces merged piece by piece: ``pieces`` holds each
     partition's ``width`` pieces in turn; one merged piece per column (a list when
     ``width`` > 1, as Ray's ``num_returns`` wants it)."""
     rows = [pieces[i : i + width] for i in range(0, len(pieces), width)]
-    merged = [merge_parts(*column) for column in zip(*rows, strict=True)]
+    merged = [merge_parts(column, worker_memory) for column in zip(*rows, strict=True)]
     return merged if width > 1 else merged[0]
 
 
@@ -213,7 +213,11 @@ def merge_rows(width: int, *pieces: Folded | Boxed) -> Any:
 
 
 def finish_groups(
-    spec: EvaluationSpec, layout: Layout, piece: int, *parts: Folded | Boxed
+    spec: EvaluationSpec,
+    layout: Layout,
+    piece: int,
+    worker_memory: int | None,
+    *parts: Folded | Boxed,
 ) -> dict[str, Any] | Boxed:
     """The metrics of the groups of metric piece ``piece`` (0: overall, then the buckets),
     from that piece (or, ``layout.whole``, all the states) of each partition, in order.
@@ -229,19 +233,25 @@ def finish_groups(
             if layout.holds(piece, key)]  # fmt: skip
     metrics: dict[GroupKey, dict[str, Any]] = {}
     kinds: dict[str, dict[str, Any]] = {}
+    what = "the overall metrics" if piece == 0 else f"the metrics of segment bucket {piece}"
     try:
-        for key in keys:
-            slots = zip(*(p.metrics[key] for p in folded if key in p.metrics), strict=True)
-            states = [merge_states(list(slot)) for slot in slots]
-            metrics[key] = local.finish(states, seed=spec.seed, curves=not key)
-            kinds.update(state_kinds(states))
+        with memory_cap(worker_memory, what):
+            for key in keys:
+                slots = zip(*(p.metrics[key] for p in folded if key in p.metrics), strict=True)
+                states = [merge_states(list(slot)) for slot in slots]
+                metrics[key] = local.finish(states, seed=spec.seed, curves=not key)
+                kinds.update(state_kinds(states))
+                del slots, states
     except AssayError as err:
         return Boxed.of(err)
     return {"metrics": metrics, "states": kinds}
 
 
 def finish_drift(
-    columns: tuple[DriftColumn, ...], reference_parts: int, *parts: Folded | Boxed
+    columns: tuple[DriftColumn, ...],
+    reference_parts: int,
+    worker_memory: int | None,
+    *parts: Folded | Boxed,
 ) -> dict[str, Any] | Boxed:
     """Drift of ``columns`` between two windows: the first ``reference_parts`` of
     ``parts`` are the reference window's partitions' states, the rest the current's."""
@@ -251,12 +261,15 @@ def finish_drift(
     folded: list[Folded] = list(parts)  # type: ignore[arg-type]
     ref, cur = folded[:reference_parts], folded[reference_parts:]
     out: dict[str, Any] = {"drift": {}, "prediction": {}, "states": {}}
+    names = ", ".join(name for _, name in columns)
     try:
-        for section, name in columns:
-            pair = [merge_states([getattr(p, section)[name] for p in window])
-                    for window in (ref, cur)]  # fmt: skip
-            out[section][name] = drift_between(*pair)
-            out["states"].update(state_kinds(pair))
+        with memory_cap(worker_memory, f"the drift of {names}"):
+            for section, name in columns:
+                pair = [merge_states([getattr(p, section)[name] for p in window])
+                        for window in (ref, cur)]  # fmt: skip
+                out[section][name] = drift_between(*pair)
+                out["states"].update(state_kinds(pair))
+                del pair
     except AssayError as err:
         return Boxed.of(err)
     return out
@@ -305,6 +318,40 @@ def survey_partition(
                 strings = pc.cast(labeled.column(name), pa.string())
                 classes |= {v for v in pc.unique(strings).to_pylist() if v is not None}
     return {"ranges": ranges, "classes": sorted(classes)}
+
+
+@contextlib.contextmanager
+def memory_cap(worker_memory: int | None, what: str) -> Iterator[None]:
+    """Let the task add at most ``worker_memory`` bytes to its worker while the block runs
+    (the kernel's data-segment limit, RLIMIT_DATA: heap and private mappings; Linux);
+    past it, a :class:`~assay.errors.WorkerMemoryError` naming ``what`` ran out.
+
+    >>> with memory_cap(None, "nothing"):  # no cap: the block runs as it is
+    ...     len(bytearray(1 << 20))
+    1048576
+    """
+    limit = resource.getrlimit(resource.RLIMIT_DATA)
+    if worker_memory:  # the kernel refuses this task any allocation past the cap
+        cap = _proc_status("VmData") + worker_memory
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, limit[1]))
+    ran_out = False
+    try:
+        yield
+    except MemoryError:
+        if not worker_memory:
+            raise
+        ran_out = True  # raised below, once the cap is lifted and the block's memory freed
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, limit)  # the worker outlives the task
+    if ran_out:
+        raise WorkerMemoryError(
+            f"{what} needed more than worker_memory={worker_memory:,} bytes",
+            field="worker_memory",
+            hint="give each task more (ray_options={'worker_memory': ...}) or use "
+            "approximate=True (--approx), whose states have a fixed size (exact ones keep "
+            "every value); a fold also fits in less with more partitions "
+            "(ray_options={'partitions': ...})",
+        )
 
 
 def _proc_status(field_name: str) -> int:
