@@ -171,6 +171,29 @@ def test_hours_an_evaluation_rebuilt_are_judged_after_a_restart(
         reopened.close()
 
 
+def test_hours_a_request_noted_survive_a_pass_that_could_not_save_them(
+    store: DuckDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store forgets the hours a request noted only after the pass has saved them."""
+    days = Days(store)
+    clock = [DAY0 + 5 * DAY + timedelta(hours=1)]
+    MonitorScheduler(store, config(), tmp_path, clock=lambda: clock[0]).run_once()
+    days.label(batch("A"))
+    evaluate_windows(store, "acme", "fraud", window="1d")  # a request rebuilds day 2's hours
+
+    def disk_full(self: MonitorScheduler) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MonitorScheduler, "_save", disk_full)
+        with pytest.raises(OSError):
+            MonitorScheduler(store, config(), tmp_path, clock=lambda: clock[0]).run_once()
+    after = MonitorScheduler(store, config(), tmp_path, clock=lambda: clock[0])
+    assert after.run_once() == []
+    assert [a["labels"]["window_start"] for a in after.active()] == [DAY2]
+    assert store.restated("acme", "fraud") == set()  # saved and judged: forgotten
+
+
 def test_a_past_windows_alert_resolves_beyond_the_horizon(
     store: DuckDBStore, tmp_path: Path
 ) -> None:

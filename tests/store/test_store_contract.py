@@ -156,7 +156,8 @@ FOREIGN_CALLS: dict[str, Callable[[Any, str, str], Any]] = {
     "save_reference": lambda s, t, m: s.save_reference(t, m, b"ref", {}),
     "load_reference": lambda s, t, m: s.load_reference(t, m),
     "note_restated": lambda s, t, m: s.note_restated(t, m, [T0]),
-    "take_restated": lambda s, t, m: s.take_restated(t, m),
+    "restated": lambda s, t, m: s.restated(t, m),
+    "forget_restated": lambda s, t, m: s.forget_restated(t, m, [T0]),
 }
 
 
@@ -696,13 +697,14 @@ def test_rollouts_are_put_listed_replaced_and_deleted_per_model(store: Any) -> N
         store.get_rollouts("other", "fraud")
 
 
-def test_restated_hours_are_taken_once_by_any_store_on_the_same_data(backend: Any) -> None:
-    """Hours one server (store) noted are taken by the next reader, whichever store object
-    it uses: another replica on the same database, or the same server after a restart."""
+def test_restated_hours_are_kept_for_any_store_on_the_same_data(backend: Any) -> None:
+    """Hours one server (store) noted are seen through any store object on the same data
+    (another replica on the same database, or the same server after a restart) until
+    forgotten; forgetting some leaves the others, such as hours noted meanwhile."""
     first = backend.open()
     first.register_model("acme", BINARY)
     first.register_model("acme", REGRESSION)
-    assert first.take_restated("acme", "fraud") == set()
+    assert first.restated("acme", "fraud") == set()
     first.note_restated("acme", "fraud", [T0 + HOUR, T0])
     first.note_restated("acme", "fraud", [T0 + 2 * HOUR, T0 + HOUR])  # a repeat is kept once
     first.note_restated("acme", "fraud", [])
@@ -713,11 +715,16 @@ def test_restated_hours_are_taken_once_by_any_store_on_the_same_data(backend: An
     else:  # one process owns a DuckDB file: the same server, restarted
         first.close()
         second = backend.open()
-    taken = second.take_restated("acme", "fraud")
-    assert taken == {T0, T0 + HOUR, T0 + 2 * HOUR}
-    assert all(hour.utcoffset() == timedelta(0) for hour in taken)
-    assert second.take_restated("acme", "fraud") == set()  # taken once
-    assert second.take_restated("acme", "price") == {T0}  # 05:00 at UTC-5 is 10:00 UTC
+    seen = second.restated("acme", "fraud")
+    assert seen == {T0, T0 + HOUR, T0 + 2 * HOUR}
+    assert all(hour.utcoffset() == timedelta(0) for hour in seen)
+    assert second.restated("acme", "fraud") == seen  # reading forgets nothing
+    assert second.restated("acme", "price") == {T0}  # 05:00 at UTC-5 is 10:00 UTC
+    second.note_restated("acme", "fraud", [T0 + 3 * HOUR])  # noted after the read
+    second.forget_restated("acme", "fraud", seen)
+    second.forget_restated("acme", "fraud", [])
+    assert second.restated("acme", "fraud") == {T0 + 3 * HOUR}
+    assert second.restated("acme", "price") == {T0}  # other models keep theirs
 
 
 def test_a_version_4_store_is_migrated_with_a_table_of_restated_hours(backend: Any) -> None:
@@ -733,4 +740,4 @@ def test_a_version_4_store_is_migrated_with_a_table_of_restated_hours(backend: A
     assert store.scan("acme", "fraud").to_pylist() == scanned(BINARY, row("a", at(1), score=0.4))
     assert store.dirty_buckets("acme", "fraud") == dirty
     store.note_restated("acme", "fraud", [T0])
-    assert store.take_restated("acme", "fraud") == {T0}
+    assert store.restated("acme", "fraud") == {T0}

@@ -48,14 +48,16 @@ def restated_hours(
 
     Those are the rebuilt hours (and the ones an evaluation request rebuilt since the last
     pass) that fall in a window late labels can restate, plus ``pending`` (taken by a pass
-    that did not finish). ``persist`` gets them before the rebuild, so a crash loses none.
+    that did not finish). ``persist`` gets them before the rebuild, and before the store
+    forgets the hours requests noted, so a crash loses none.
     ``executor`` builds the buckets' states (default: in this process; ``engine: ray``).
     """
     dirty = store.dirty_buckets(model.tenant, model.name)
-    noted = store.take_restated(model.tenant, model.name)
+    noted = store.restated(model.tenant, model.name)
     hours = set(pending) | _judged_again(model, now, {d.bucket for d in dirty} | noted)
     if hours - pending:
         persist(hours)
+    store.forget_restated(model.tenant, model.name, noted)  # saved, or past the horizon
     refresh_rollups(store, model.tenant, model.name, dirty, note=False, executor=executor)
     return hours
 

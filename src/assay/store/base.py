@@ -176,8 +176,11 @@ class Store(Protocol):
     def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
         """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
 
-    def take_restated(self, tenant: str, model: str) -> set[datetime]:
-        """The hours noted since the last take (by any process), forgotten as they are read."""
+    def restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted (by any process) and not forgotten yet."""
+
+    def forget_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Forget ``hours`` once a monitor pass has saved them (hours noted since stay)."""
 
     def load_rollups(
         self,

@@ -359,14 +359,28 @@ class DuckDBStore(SingleBatchAppends):
                 [model_id, stamps],
             )
 
-    def take_restated(self, tenant: str, model: str) -> set[datetime]:
-        """The hours noted since the last take, forgotten as they are read."""
+    def restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted and not forgotten yet."""
         model_id, _ = self._model(tenant, model)
-        with self._transaction() as cur:
-            rows = cur.execute(
-                "DELETE FROM restated_hours WHERE model_id = ? RETURNING bucket", [model_id]
-            ).fetchall()
+        rows = (
+            self._cursor()
+            .execute("SELECT bucket FROM restated_hours WHERE model_id = ?", [model_id])
+            .fetchall()
+        )
         return {row[0] for row in rows}
+
+    def forget_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Forget ``hours`` once a monitor pass has saved them (hours noted since stay)."""
+        model_id, _ = self._model(tenant, model)
+        stamps = sorted(set(hours))
+        if not stamps:
+            return
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM restated_hours WHERE model_id = ? "
+                "AND bucket IN (SELECT unnest(?::TIMESTAMPTZ[]))",
+                [model_id, stamps],
+            )
 
     def load_rollups(
         self,

@@ -427,16 +427,27 @@ class PostgresStore(SingleBatchAppends):
 
         self._write(work)
 
-    def take_restated(self, tenant: str, model: str) -> set[datetime]:
-        """The hours noted since the last take (by any replica), forgotten as they are read."""
+    def restated(self, tenant: str, model: str) -> set[datetime]:
+        """The hours noted (by any replica) and not forgotten yet."""
         model_id, _ = self._model(tenant, model)
+        rows = self._fetch("SELECT bucket FROM restated_hours WHERE model_id = %s", [model_id])
+        return {_utc(row[0]) for row in rows}
 
-        def work(cur: psycopg.Cursor) -> list[tuple[Any, ...]]:
-            return cur.execute(
-                "DELETE FROM restated_hours WHERE model_id = %s RETURNING bucket", [model_id]
-            ).fetchall()
+    def forget_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
+        """Forget ``hours`` once a monitor pass has saved them (hours noted since stay)."""
+        model_id, _ = self._model(tenant, model)
+        stamps = sorted({_utc(hour) for hour in hours})
+        if not stamps:
+            return
 
-        return {_utc(row[0]) for row in self._write(work)}
+        def work(cur: psycopg.Cursor) -> None:
+            cur.execute(
+                "DELETE FROM restated_hours WHERE model_id = %s "
+                "AND bucket = ANY(%s::timestamptz[])",
+                [model_id, stamps],
+            )
+
+        self._write(work)
 
     def load_rollups(
         self,
