@@ -156,6 +156,12 @@ class WorkerMemoryError(AssayError, MemoryError):
     """A Ray task needed more memory than ``ray_options["worker_memory"]`` gives it."""
 
 
+class ClusterUnavailableError(AssayError, ConnectionError):
+    """No Ray cluster answers at the address given (``--ray-address``, ``ray_address``)."""
+
+    http_status = 503
+
+
 class StoreUnavailableError(AssayError, ConnectionError):
     """A database cannot be opened or reached (bad path, server down, wrong credentials)."""
 

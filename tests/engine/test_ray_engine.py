@@ -288,6 +288,35 @@ def test_cli_connects_to_a_cluster_by_address(
     assert ray_runtime.is_initialized() and ray_runtime.cluster_resources()["CPU"] == 2
 
 
+def _closed_port() -> int:
+    """A loopback port where nothing listens."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_where_no_cluster_answers_is_a_clear_error(
+    scheme: str, windows: dict, tmp_path: Path
+) -> None:
+    """Nothing listening at ``--ray-address`` (a GCS or a Ray Client address): exit 2 with
+    one line naming the address and the fix, at once (Ray alone retries for minutes; the
+    timeout here is what catches a hang)."""
+    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    command = [sys.executable, "-m", "assay.cli.main", "evaluate", "--current",
+               str(windows["current"]), "--task", "binary", "--target", "target", "--score",
+               "score", "--engine", "ray", "--ray-address", address, "--json",
+               str(tmp_path / "out.json")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no Ray cluster answers at {address}")
+    assert "ray start --head" in last and "[field: ray_address]" in last
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.json").exists()
+
+
 def test_without_ray_the_engine_answers_with_the_install_hint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

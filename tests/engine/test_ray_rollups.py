@@ -219,19 +219,28 @@ def test_when_ray_is_unreachable_the_refresh_goes_on_in_process(
     events: Events, in_process: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    """A real address where nothing listens: the connection is refused at once (Ray alone
+    would retry it for minutes) and the refresh goes on in process. This process may run
+    the tests' Ray runtime, which the executor would use: it is made to look absent."""
+    import socket
+
+    import ray
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{probe.getsockname()[1]}"
     store = filled(tmp_path, events)
-    executor = RayRollupExecutor(address="ray://nowhere:10001", min_rows=100)
-
-    def unreachable() -> None:
-        raise ConnectionError("ray://nowhere:10001 does not answer")
-
-    monkeypatch.setattr(executor, "runtime", unreachable)
+    executor = RayRollupExecutor(address=address, min_rows=100)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     with caplog.at_level(logging.WARNING, logger="assay.rollups"):
         done = rollups.refresh(store, TENANT, "fraud", executor=executor)
+    monkeypatch.undo()
     assert len(done) == 2 * HOURS and stored(store) == in_process
-    assert executor.sent == RaySent()
+    assert executor.sent == RaySent() and not executor.started
     [record] = [r for r in caplog.records if r.name == "assay.rollups"]
-    assert "ray://nowhere:10001" in record.getMessage() and "in process" in record.getMessage()
+    message = record.getMessage()
+    assert address in message and "in process" in message and "Connection refused" in message
+    executor.close()
     store.close()
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -34,7 +35,7 @@ from assay.engine.local import ProgressFactory
 from assay.engine.partitions import Partition, Partitioned, open_partitioned
 from assay.engine.ray_tasks import Layout, drift_chunks, raise_boxed
 from assay.engine.spec import EvaluationSpec, FeatureType
-from assay.errors import EmptyInputError, MissingDependencyError
+from assay.errors import ClusterUnavailableError, EmptyInputError, MissingDependencyError
 from assay.stats import DriftRule
 
 DEFAULT_BATCH_SIZE = 131_072
@@ -43,6 +44,7 @@ MERGE_FAN_IN = 8  # partitions per merge task, when a window has more than FINIS
 MAX_BUCKETS = 16  # finishing tasks for segment values, at most (more than CPUs: few
 # values hash unevenly)
 MAX_CHUNKS = 32  # finishing tasks for drift columns, at most
+PROBE_SECONDS = 5.0  # how long a cluster's address may take to accept a connection
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,38 @@ def import_ray() -> Any:
     return ray
 
 
+def connect(ray: Any, address: str, probe_seconds: float = PROBE_SECONDS) -> None:
+    """Join the Ray cluster at ``address`` (``HOST:PORT``, ``ray://HOST:PORT`` or
+    ``auto``), or raise :class:`~assay.errors.ClusterUnavailableError` naming it.
+
+    A ``HOST:PORT`` is first probed over TCP for ``probe_seconds``: Ray itself retries an
+    address where nothing listens for minutes before it gives up.
+
+    >>> import socket
+    >>> with socket.socket() as s:  # a port where nothing listens
+    ...     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    >>> try:
+    ...     connect(None, f"127.0.0.1:{port}")
+    ... except ConnectionError as err:
+    ...     print(type(err).__name__, err.field, "Connection refused" in str(err))
+    ClusterUnavailableError ray_address True
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        if host and port.isdigit():
+            with socket.create_connection((host.strip("[]"), int(port)), probe_seconds):
+                pass
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    except OSError as err:  # Ray's own "no cluster" is a ConnectionError too
+        raise ClusterUnavailableError(
+            f"no Ray cluster answers at {address}: {err.strerror or err}",
+            field="ray_address",
+            hint="check the address: HOST:PORT of the head's GCS, 6379 by default; "
+            "ray://HOST:10001 for Ray Client; auto on a cluster node. Or start a cluster: "
+            "ray start --head",
+        ) from err
+
+
 @contextlib.contextmanager
 def ray_runtime(address: str | None = None) -> Iterator[Any]:
     """Use the running Ray runtime, or start one (a local one without ``address``).
@@ -111,7 +145,7 @@ def ray_runtime(address: str | None = None) -> Iterator[Any]:
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            connect(ray, address)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
                      logging_level="WARNING", log_to_driver=False)  # fmt: skip

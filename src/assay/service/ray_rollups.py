@@ -34,7 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from assay.engine.distributed import import_ray
+from assay.engine.distributed import connect, import_ray
 from assay.service.rollups import RollupSession, bucket_rollups
 from assay.store.base import DirtyBucket, Rollup
 from assay.store.model import ModelSpec
@@ -92,8 +92,7 @@ class RayRollupExecutor:
             if not ray.is_initialized():
                 self._owner = self._owner or _Owner()
                 if self.address:
-                    self._owner.call(ray.init, address=self.address, logging_level="WARNING",
-                                     log_to_driver=False)  # fmt: skip
+                    self._owner.call(connect, ray, self.address)
                 else:
                     self._owner.call(ray.init, num_cpus=self.cpus or os.cpu_count() or 1,
                                      include_dashboard=False, logging_level="WARNING",
