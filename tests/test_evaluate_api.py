@@ -190,6 +190,11 @@ def _as_input(kind: str, data: Any, role: str) -> Any:
         return str(getattr(data, f"{role}_csv"))
     if kind == "folder":
         return str(getattr(data, f"{role}_dir"))
+    if kind == "glob":
+        return str(getattr(data, f"{role}_dir")) + "/*.parq*"
+    if kind in ("parquet_uri", "csv_uri"):  # file:// URIs go through pyarrow's filesystems
+        path = getattr(data, f"{role}_{kind.split('_')[0]}")
+        return Path(path).absolute().as_uri()
     if kind == "pandas":
         return table.to_pandas()
     if kind == "polars":
@@ -198,8 +203,10 @@ def _as_input(kind: str, data: Any, role: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    "kind", ["table", "parquet", "parquet_pathlib", "csv", "folder", "pandas", "polars"]
-)
+    "kind",
+    ["table", "parquet", "parquet_pathlib", "csv", "folder", "glob", "parquet_uri", "csv_uri",
+     "pandas", "polars"],
+)  # fmt: skip
 def test_every_input_kind_gives_the_reference_numbers(
     kind: str, binary_data: Any, binary_expected: dict[str, Any], ref: SimpleNamespace
 ):

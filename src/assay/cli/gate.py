@@ -20,9 +20,11 @@ EXIT_USAGE = 2
 
 
 def gate(
-    baseline: Annotated[Path, typer.Option(help="Baseline (champion) predictions: file/folder.")],
+    baseline: Annotated[
+        str, typer.Option(help="Baseline (champion) predictions: file, folder, glob or URI.")
+    ],
     candidate: Annotated[
-        Path, typer.Option(help="Candidate (challenger) predictions: file/folder.")
+        str, typer.Option(help="Candidate (challenger) predictions: file, folder, glob or URI.")
     ],
     task: Annotated[str, typer.Option(help="binary, multiclass or regression.")] = "binary",
     target: Annotated[str, typer.Option(help="Column with the true label or value.")] = "target",
@@ -102,8 +104,8 @@ def gate(
             registered_model, champion_alias, challenger_alias, mlflow_tracking_uri
         )
         decision = run_gate(
-            str(baseline),
-            str(candidate),
+            baseline,
+            candidate,
             task=task,
             target=target,
             score=score,

@@ -101,11 +101,16 @@ def version() -> None:
 @app.command()
 def evaluate(
     current: Annotated[
-        Path, typer.Option(help="Current window: Parquet/CSV file or Parquet folder.")
+        str,
+        typer.Option(
+            help="Current window: Parquet/CSV file, Parquet folder, glob, or URI (s3://…)."
+        ),
     ],
     task: Annotated[str, typer.Option(help="binary, multiclass or regression.")],
     target: Annotated[str, typer.Option(help="Column with the true label or value.")],
-    reference: Annotated[Path | None, typer.Option(help="Reference window for drift.")] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Reference window for drift (same forms).")
+    ] = None,
     score: Annotated[
         str | None,
         typer.Option(
@@ -167,8 +172,8 @@ def evaluate(
 
     with user_errors(), progress_bar(not quiet) as factory:
         result = run_evaluation(
-            str(current),
-            reference=None if reference is None else str(reference),
+            current,
+            reference=reference,
             task=task,
             target=target,
             score=score,

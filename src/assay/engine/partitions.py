@@ -14,8 +14,6 @@ the local engine does.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,10 +25,15 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from assay.engine.sources import _PARQUET_SUFFIXES, Source, open_source
-from assay.errors import EmptyInputError, InputError
-
-_GLOB = set("*?[")
+from assay.engine.sources import (
+    _PARQUET_SUFFIXES,
+    Source,
+    fingerprint_files,
+    is_listed,
+    list_files,
+    open_source,
+)
+from assay.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,12 @@ class Partitioned:
 
 def open_partitioned(data: Any, *, role: str, partitions: int = 1) -> Partitioned:
     """Open ``data`` and split it into about ``partitions`` partitions (at least one per file)."""
-    if isinstance(data, str) and ("://" in data or _GLOB & set(data)):
-        filesystem, files, description = _list_uri(data, role)
-        return _split_files(filesystem, files, description, role, partitions)
+    if is_listed(data):
+        filesystem, files = list_files(data, role)
+        if Path(files[0]).suffix.lower() in _PARQUET_SUFFIXES:
+            return _split_files(filesystem, files, data, role, partitions)
     source = open_source(data, role=role)
-    if isinstance(data, str | Path) and source.description == str(data):
+    if isinstance(data, str | Path) and not is_listed(data) and source.description == str(data):
         path = Path(data)
         files = (
             sorted(p for p in path.rglob("*") if p.suffix.lower() in _PARQUET_SUFFIXES)
@@ -91,51 +95,16 @@ def open_partitioned(data: Any, *, role: str, partitions: int = 1) -> Partitione
     return Partitioned(source, parts, None, table)
 
 
-def _list_uri(uri: str, role: str) -> tuple[pafs.FileSystem, list[str], str]:
-    """The Parquet files a URI or glob names, sorted."""
-    head, glob = uri, None
-    if _GLOB & set(uri):
-        parts = uri.split("/")
-        first = next(i for i, p in enumerate(parts) if _GLOB & set(p))
-        head, glob = "/".join(parts[:first]) or ".", uri
-    try:
-        if "://" in head:
-            filesystem, base = pafs.FileSystem.from_uri(head)
-        else:
-            filesystem, base = pafs.LocalFileSystem(), str(Path(head).resolve())
-        info = filesystem.get_file_info(base)
-        if info.type == pafs.FileType.File:
-            return filesystem, [base], uri
-        if info.type == pafs.FileType.NotFound:
-            raise InputError(f"{role} path {uri!r} does not exist", field=role)
-        found = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
-    except (OSError, pa.ArrowInvalid) as err:
-        raise InputError(f"cannot list {role} data {uri!r}: {err}", field=role) from err
-    files = sorted(
-        f.path for f in found
-        if f.type == pafs.FileType.File and Path(f.path).suffix.lower() in _PARQUET_SUFFIXES
-    )  # fmt: skip
-    if glob is not None:
-        pattern = glob.split("://", 1)[-1] if "://" in glob else str(Path(glob).absolute())
-        files = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
-    if not files:
-        raise EmptyInputError(f"{role} data {uri!r} holds no Parquet files", field=role)
-    return filesystem, files, uri
-
-
 def _split_files(
     filesystem: pafs.FileSystem, files: list[str], description: str, role: str, partitions: int
 ) -> Partitioned:
     units: list[tuple[str, int, int]] = []  # (file, row group, rows) in file order
-    digest = hashlib.sha256()
     for path in files:
         try:
             with filesystem.open_input_file(path) as handle:
                 meta = pq.ParquetFile(handle).metadata
         except (OSError, pa.ArrowInvalid) as err:
             raise InputError(f"cannot read {role} file {path!r}: {err}", field=role) from err
-        info = filesystem.get_file_info(path)
-        digest.update(f"{path}|{info.size}|{info.mtime_ns}".encode())
         units += [(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
     total = sum(rows for _, _, rows in units)
     target = max(1, math.ceil(total / max(partitions, len(files), 1)))
@@ -149,7 +118,7 @@ def _split_files(
     if current or not parts:
         parts.append(_partition(len(parts), current))
     dataset = ds.dataset(files, filesystem=filesystem, format="parquet")
-    source = Source(role, description, dataset, digest.hexdigest()[:16])
+    source = Source(role, description, dataset, fingerprint_files(filesystem, files))
     return Partitioned(source, parts, filesystem)
 
 

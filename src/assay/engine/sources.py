@@ -1,4 +1,6 @@
-"""Data sources: Parquet/CSV paths, folders of Parquet, pandas, polars and Arrow tables.
+"""Data sources: Parquet/CSV paths, folders of Parquet, globs and URIs on any filesystem
+pyarrow reads (``s3://bucket/preds/``, ``gs://…``, ``file://…``), pandas, polars and
+Arrow tables.
 
 Every source answers its schema and row count without reading the data, and reads the
 columns asked for as Arrow (column projection: Parquet never loads unrequested columns).
@@ -11,6 +13,7 @@ columns asked for as Arrow (column projection: Parquet never loads unrequested c
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from dataclasses import dataclass
@@ -20,11 +23,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from assay.errors import ConfigError, EmptyInputError, InputError
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
+_GLOB = set("*?[")
 
 
 @dataclass
@@ -66,6 +71,8 @@ def open_source(data: Any, *, role: str) -> Source:
     """Open ``data`` (path, folder, DataFrame or Arrow table) as a :class:`Source`."""
     if data is None:
         raise InputError(f"no {role} data given", field=role)
+    if is_listed(data):
+        return _open_listed(data, role)
     if isinstance(data, str | os.PathLike):
         return _open_path(Path(data), role)
     table = _to_arrow_table(data, role)
@@ -73,6 +80,91 @@ def open_source(data: Any, *, role: str) -> Source:
         f"{table.schema}|{table.num_rows}|{table.nbytes}".encode()
     ).hexdigest()[:16]
     return Source(role, f"in-memory table ({table.num_rows} rows)", ds.dataset(table), fingerprint)
+
+
+def is_listed(data: Any) -> bool:
+    """Whether ``data`` names its files by a URI or a glob (listed through pyarrow)."""
+    return isinstance(data, str) and ("://" in data or bool(_GLOB & set(data)))
+
+
+def list_files(uri: str, role: str) -> tuple[pafs.FileSystem, list[str]]:
+    """The filesystem and the files, sorted, that a URI or glob names: the file itself,
+    or the Parquet files under a folder (that match the glob).
+
+    >>> import tempfile, pathlib, pyarrow.parquet as pq
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for day in ("01", "02"):
+    ...     (root / day).mkdir(); pq.write_table(pa.table({"x": [1]}), root / day / "a.parquet")
+    >>> _, files = list_files(f"{root}/0*/*.parquet", role="current")
+    >>> [f[len(str(root)):] for f in files]
+    ['/01/a.parquet', '/02/a.parquet']
+    """
+    path, query = uri.split("?", 1) if "://" in uri and "?" in uri else (uri, "")
+    head, glob = path, None
+    if _GLOB & set(path):
+        parts = path.split("/")
+        first = next(i for i, p in enumerate(parts) if _GLOB & set(p))
+        head, glob = "/".join(parts[:first]) or ".", path
+    try:
+        if "://" in head:  # the query (s3://b/k?endpoint_override=…) configures the filesystem
+            filesystem, base = pafs.FileSystem.from_uri(f"{head}?{query}" if query else head)
+        else:
+            filesystem, base = pafs.LocalFileSystem(), str(Path(head).resolve())
+        info = filesystem.get_file_info(base)
+        if info.type == pafs.FileType.File:
+            return filesystem, [base]
+        if info.type == pafs.FileType.NotFound:
+            raise InputError(f"{role} path {uri!r} does not exist", field=role)
+        found = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+    except (OSError, pa.ArrowInvalid) as err:
+        raise InputError(f"cannot list {role} data {uri!r}: {err}", field=role) from err
+    files = sorted(
+        f.path for f in found
+        if f.type == pafs.FileType.File and Path(f.path).suffix.lower() in _PARQUET_SUFFIXES
+    )  # fmt: skip
+    if glob is not None:
+        pattern = glob.split("://", 1)[-1] if "://" in glob else str(Path(glob).absolute())
+        files = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+    if not files:
+        raise EmptyInputError(f"{role} data {uri!r} holds no Parquet files", field=role)
+    return filesystem, files
+
+
+def fingerprint_files(filesystem: pafs.FileSystem, files: list[str]) -> str:
+    """A short digest of the files' paths, sizes and modification times."""
+    digest = hashlib.sha256()
+    for info in filesystem.get_file_info(files):
+        digest.update(f"{info.path}|{info.size}|{info.mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _open_listed(uri: str, role: str) -> Source:
+    filesystem, files = list_files(uri, role)
+    suffix = Path(files[0]).suffix.lower()
+    try:
+        if len(files) == 1 and suffix in _CSV_SUFFIXES:
+            with filesystem.open_input_stream(files[0]) as stream:
+                dataset: ds.Dataset = ds.dataset(_read_csv(stream, suffix))
+        elif suffix in _PARQUET_SUFFIXES:
+            dataset = ds.dataset(files, filesystem=filesystem, format="parquet")
+        else:
+            raise ConfigError(
+                f"{role} file {uri!r} has an unknown extension {suffix!r}",
+                field=role,
+                hint="use .parquet or .csv",
+            )
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"cannot read {role} data {uri!r}: {err}", field=role) from err
+    return Source(role, uri, dataset, fingerprint_files(filesystem, files))
+
+
+def _read_csv(source: Any, suffix: str) -> pa.Table:
+    """A CSV (tab-separated for ``.tsv``) parsed once into Arrow; an empty field is null."""
+    from pyarrow import csv
+
+    parse = csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+    convert = csv.ConvertOptions(strings_can_be_null=True)
+    return csv.read_csv(source, parse_options=parse, convert_options=convert)
 
 
 def _to_arrow_table(data: Any, role: str) -> pa.Table:
@@ -115,14 +207,8 @@ def _open_path(path: Path, role: str) -> Source:
                 hint="use .parquet or .csv",
             )
     try:
-        if fmt == "csv":
-            # CSV is parsed once into Arrow memory; column projection needs Parquet.
-            from pyarrow import csv
-
-            parse = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            convert = csv.ConvertOptions(strings_can_be_null=True)  # empty field = null
-            table = csv.read_csv(path, parse_options=parse, convert_options=convert)
-            dataset: ds.Dataset = ds.dataset(table)
+        if fmt == "csv":  # parsed once into Arrow memory; column projection needs Parquet
+            dataset: ds.Dataset = ds.dataset(_read_csv(path, path.suffix.lower()))
         else:
             dataset = ds.dataset([str(f) for f in files], format="parquet")
     except (pa.ArrowInvalid, OSError) as err:
