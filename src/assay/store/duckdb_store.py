@@ -348,16 +348,10 @@ class DuckDBStore(SingleBatchAppends):
 
     def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
         """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
-        model_id, _ = self._model(tenant, model)
-        stamps = sorted(set(hours))
-        if not stamps:
-            return
-        with self._transaction() as cur:
-            cur.execute(
-                "INSERT INTO restated_hours SELECT ?, unnest(?::TIMESTAMPTZ[]) "
-                "ON CONFLICT DO NOTHING",
-                [model_id, stamps],
-            )
+        self._hours_statement(
+            tenant, model, hours,
+            "INSERT INTO restated_hours SELECT ?, unnest(?::TIMESTAMPTZ[]) ON CONFLICT DO NOTHING",
+        )  # fmt: skip
 
     def restated(self, tenant: str, model: str) -> set[datetime]:
         """The hours noted and not forgotten yet."""
@@ -371,16 +365,21 @@ class DuckDBStore(SingleBatchAppends):
 
     def forget_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
         """Forget ``hours`` once a monitor pass has saved them (hours noted since stay)."""
+        self._hours_statement(
+            tenant, model, hours,
+            "DELETE FROM restated_hours WHERE model_id = ? "
+            "AND bucket IN (SELECT unnest(?::TIMESTAMPTZ[]))",
+        )  # fmt: skip
+
+    def _hours_statement(
+        self, tenant: str, model: str, hours: Iterable[datetime], statement: str
+    ) -> None:
+        """Run ``statement`` with (model id, the distinct hours) unless there are none."""
         model_id, _ = self._model(tenant, model)
         stamps = sorted(set(hours))
-        if not stamps:
-            return
-        with self._transaction() as cur:
-            cur.execute(
-                "DELETE FROM restated_hours WHERE model_id = ? "
-                "AND bucket IN (SELECT unnest(?::TIMESTAMPTZ[]))",
-                [model_id, stamps],
-            )
+        if stamps:
+            with self._transaction() as cur:
+                cur.execute(statement, [model_id, stamps])
 
     def load_rollups(
         self,

@@ -413,19 +413,11 @@ class PostgresStore(SingleBatchAppends):
 
     def note_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
         """Record ``hours`` as rebuilt outside a monitor pass, for the next pass to judge."""
-        model_id, _ = self._model(tenant, model)
-        stamps = sorted({_utc(hour) for hour in hours})
-        if not stamps:
-            return
-
-        def work(cur: psycopg.Cursor) -> None:
-            cur.execute(
-                "INSERT INTO restated_hours SELECT %s, unnest(%s::timestamptz[]) "
-                "ON CONFLICT DO NOTHING",
-                [model_id, stamps],
-            )
-
-        self._write(work)
+        self._hours_statement(
+            tenant, model, hours,
+            "INSERT INTO restated_hours SELECT %s, unnest(%s::timestamptz[]) "
+            "ON CONFLICT DO NOTHING",
+        )  # fmt: skip
 
     def restated(self, tenant: str, model: str) -> set[datetime]:
         """The hours noted (by any replica) and not forgotten yet."""
@@ -435,19 +427,19 @@ class PostgresStore(SingleBatchAppends):
 
     def forget_restated(self, tenant: str, model: str, hours: Iterable[datetime]) -> None:
         """Forget ``hours`` once a monitor pass has saved them (hours noted since stay)."""
+        self._hours_statement(
+            tenant, model, hours,
+            "DELETE FROM restated_hours WHERE model_id = %s AND bucket = ANY(%s::timestamptz[])",
+        )  # fmt: skip
+
+    def _hours_statement(
+        self, tenant: str, model: str, hours: Iterable[datetime], statement: str
+    ) -> None:
+        """Run ``statement`` with (model id, the distinct hours) unless there are none."""
         model_id, _ = self._model(tenant, model)
         stamps = sorted({_utc(hour) for hour in hours})
-        if not stamps:
-            return
-
-        def work(cur: psycopg.Cursor) -> None:
-            cur.execute(
-                "DELETE FROM restated_hours WHERE model_id = %s "
-                "AND bucket = ANY(%s::timestamptz[])",
-                [model_id, stamps],
-            )
-
-        self._write(work)
+        if stamps:
+            self._write(lambda cur: cur.execute(statement, [model_id, stamps]))
 
     def load_rollups(
         self,
