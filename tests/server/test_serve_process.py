@@ -184,3 +184,24 @@ def test_real_server_end_to_end(server: Server) -> None:
         assert rows.column("label").null_count == int((~labeled).sum())
     finally:
         store.close()
+
+
+def test_a_busy_port_is_a_one_line_error_before_anything_opens(tmp_path: Path) -> None:
+    """Another process listens on the port: exit 2 with the port named, no traceback, and
+    no data directory created (the store is not opened before the port is bound)."""
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        data_dir = tmp_path / "data"
+        done = subprocess.run(
+            [*assay_command(), "serve", "--data-dir", str(data_dir), "--host", HOST,
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on {HOST}:{port}: Address already in use (another process may "
+        "listen there: choose another --port, or stop it) [field: port]"
+    ]
+    assert "serving on" not in done.stdout and not data_dir.exists()

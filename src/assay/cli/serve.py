@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +39,33 @@ def load_server_config(path: Path | None) -> dict[str, Any]:
     return section
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (``host``, ``port``) for the server, or a ConfigError naming
+    the port when it cannot be (in use, or a host that is not this machine's).
+
+    >>> with socket.socket() as busy:
+    ...     busy.bind(("127.0.0.1", 0)); busy.listen()
+    ...     try:
+    ...         bind_listener("127.0.0.1", busy.getsockname()[1])
+    ...     except ConfigError as err:
+    ...         print(err.field, "in use" in str(err))
+    port True
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host.strip("[]"), port))
+    except OSError as err:
+        listener.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {err.strerror or err}",
+            field="port",
+            hint="another process may listen there: choose another --port, or stop it",
+        ) from err
+    return listener
+
+
 SERVER_SETTINGS = (
     "data_dir", "store", "log_level", "metrics_public", "max_body_bytes", "max_events",
     "max_string_length", "max_future_seconds", "queue_capacity", "idempotency_hours",
@@ -63,6 +91,7 @@ def serve(
     from assay.cli.main import user_errors
 
     with user_errors():
+        listener = bind_listener(host, port)  # before anything opens: a busy port fails here
         monitoring = rollups = None
         if config is not None:
             from assay.monitors.config import load_config
@@ -94,7 +123,8 @@ def serve(
         scheduler.start()
         typer.echo(f"monitoring {len(monitoring.models)} model(s)")  # type: ignore[union-attr]
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.get("log_level", "warning"))
+        level = settings.get("log_level", "warning")
+        uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[listener])
     finally:  # after a graceful stop: finish deliveries, checkpoint and release the stores
         if scheduler is not None:
             scheduler.close()  # also shuts down a Ray runtime it started
