@@ -266,19 +266,26 @@ def test_a_bad_value_in_one_partition_raises_the_typed_error(
     assert ray_runtime.is_initialized()
 
 
+@pytest.mark.parametrize("given", ["--ray-address", "RAY_ADDRESS"])
 def test_cli_connects_to_a_cluster_by_address(
-    ray_runtime: Any, windows: dict, tmp_path: Path
+    given: str, ray_runtime: Any, windows: dict, tmp_path: Path
 ) -> None:
     """``assay evaluate --engine ray --ray-address`` in another process joins the test's
-    runtime (Ray's GCS listens on the loopback too) and leaves it running."""
+    runtime (Ray's GCS listens on the loopback too) and leaves it running. Without the
+    flag, Ray's ``RAY_ADDRESS`` (set in a Ray job's driver) names the cluster."""
     port = ray_runtime.get_runtime_context().gcs_address.rsplit(":", 1)[1]
     address = f"127.0.0.1:{port}"
     out = tmp_path / "out.json"
     command = [sys.executable, "-m", "assay.cli.main", "evaluate", "--current",
                str(windows["current"]), "--task", "binary", "--target", "target", "--score",
-               "score", "--segment", "channel", "--engine", "ray", "--ray-address", address,
-               "--json", str(out), "--quiet"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+               "score", "--segment", "channel", "--engine", "ray", "--json", str(out),
+               "--quiet"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if given == "RAY_ADDRESS":
+        env["RAY_ADDRESS"] = address
+    else:
+        command += ["--ray-address", address]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["run"]["engine"] == "ray" and result["run"]["ray"]["address"] == address

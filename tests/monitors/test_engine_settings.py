@@ -111,3 +111,16 @@ def test_engine_ray_without_ray_fails_at_start_with_the_install_hint(
         assert done.exit_code == 2, done.output
         assert "pip install 'assay[ray]'" in done.output
     assert not data.exists()
+
+
+def test_without_ray_address_the_executor_joins_rays_own_ray_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As ``ray.init`` would: Ray's ``RAY_ADDRESS`` names the cluster when the config does
+    not; a configured address wins. Nothing is started or contacted here."""
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    assert rollup_executor(EngineSettings(name="ray")).address == "127.0.0.1:6379"
+    configured = EngineSettings(name="ray", ray_address="ray://head:10001")
+    assert rollup_executor(configured).address == "ray://head:10001"
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert rollup_executor(EngineSettings(name="ray")).address is None

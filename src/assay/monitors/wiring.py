@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ def rollup_executor(engine: EngineSettings) -> RollupExecutor:
         return InProcess()
     from assay.service.ray_rollups import RayRollupExecutor
 
-    return RayRollupExecutor(address=engine.ray_address, min_rows=engine.ray_min_rows,
+    address = engine.ray_address or os.environ.get("RAY_ADDRESS") or None  # as ray.init reads it
+    return RayRollupExecutor(address=address, min_rows=engine.ray_min_rows,
                              cpus=engine.ray_cpus)  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,8 +53,9 @@ def evaluate(
     and a warning. ``progress(total_steps)`` may return a callback called per step.
 
     ``engine="ray"`` folds partitions on Ray (the running runtime, the cluster at
-    ``ray_address``, or a local one started for the call); ``approximate=True`` replaces
-    the states that grow with the rows by fixed-size sketches with stated error bounds;
+    ``ray_address`` or else ``RAY_ADDRESS``, or a local one started for the call);
+    ``approximate=True`` replaces the states that grow with the rows by fixed-size
+    sketches with stated error bounds;
     ``ray_options`` may set ``partitions``, ``batch_size``, ``worker_memory`` and
     ``finish_inputs`` (see
     :class:`assay.engine.distributed.RayOptions`).
@@ -181,6 +183,8 @@ def _ray_options(
             field=f"ray_options.{unknown[0]}",
             hint="use " + ", ".join(sorted(known)),
         )
+    # without an address, Ray's own RAY_ADDRESS names the cluster (set in a Ray job's driver)
+    address = address or os.environ.get("RAY_ADDRESS") or None
     options = RayOptions(address=address, approximate=approximate, **dict(extra or {}))
     for name in sorted(known):
         value = getattr(options, name)
