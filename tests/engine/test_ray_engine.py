@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,15 +270,46 @@ def test_a_bad_value_in_one_partition_raises_the_typed_error(
     assert ray_runtime.is_initialized()
 
 
-@pytest.mark.parametrize("given", ["--ray-address", "RAY_ADDRESS"])
+@pytest.fixture
+def ray_client_address(ray_runtime: Any) -> Iterator[str]:
+    """``ray://127.0.0.1:PORT`` of a Ray Client server on the test's runtime, started (in
+    a process group of its own) and stopped here."""
+    gcs = ray_runtime.get_runtime_context().gcs_address
+    port = _closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ray.util.client.server", "--host", "127.0.0.1", "-p",
+         str(port), "--address", gcs, "--mode", "legacy"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the Ray Client server did not start (exit {server.poll()})")
+                time.sleep(0.2)
+        yield f"ray://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("given", ["--ray-address", "RAY_ADDRESS", "ray://"])
 def test_cli_connects_to_a_cluster_by_address(
-    given: str, ray_runtime: Any, windows: dict, tmp_path: Path
+    given: str, ray_runtime: Any, windows: dict, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """``assay evaluate --engine ray --ray-address`` in another process joins the test's
     runtime (Ray's GCS listens on the loopback too) and leaves it running. Without the
-    flag, Ray's ``RAY_ADDRESS`` (set in a Ray job's driver) names the cluster."""
+    flag, Ray's ``RAY_ADDRESS`` (set in a Ray job's driver) names the cluster; with a
+    ``ray://`` address the tasks go through a Ray Client server."""
     port = ray_runtime.get_runtime_context().gcs_address.rsplit(":", 1)[1]
     address = f"127.0.0.1:{port}"
+    if given == "ray://":
+        address = request.getfixturevalue("ray_client_address")
     out = tmp_path / "out.json"
     command = [sys.executable, "-m", "assay.cli.main", "evaluate", "--current",
                str(windows["current"]), "--task", "binary", "--target", "target", "--score",
@@ -297,8 +332,6 @@ def test_cli_connects_to_a_cluster_by_address(
 
 def _closed_port() -> int:
     """A loopback port where nothing listens."""
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
