@@ -271,17 +271,19 @@ def test_a_bad_value_in_one_partition_raises_the_typed_error(
 
 
 @pytest.fixture
-def ray_client_address(ray_runtime: Any) -> Iterator[str]:
+def ray_client_address(ray_runtime: Any, tmp_path: Path) -> Iterator[str]:
     """``ray://127.0.0.1:PORT`` of a Ray Client server on the test's runtime, started (in
     a process group of its own) and stopped here."""
     gcs = ray_runtime.get_runtime_context().gcs_address
     port = _closed_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ray.util.client.server", "--host", "127.0.0.1", "-p",
-         str(port), "--address", gcs, "--mode", "legacy"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-    )  # fmt: skip
+    log = tmp_path / "ray-client-server.log"
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ray.util.client.server", "--host", "127.0.0.1", "-p",
+             str(port), "--address", gcs, "--mode", "legacy"],
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -290,11 +292,13 @@ def ray_client_address(ray_runtime: Any) -> Iterator[str]:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the Ray Client server did not start (exit {server.poll()})")
+                    pytest.fail(f"the Ray Client server did not start (exit {server.poll()}):\n"
+                                + log.read_text()[-3000:])  # fmt: skip
                 time.sleep(0.2)
         yield f"ray://127.0.0.1:{port}"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -376,6 +380,33 @@ def test_without_ray_the_engine_answers_with_the_install_hint(
                                     "--engine", "ray"])  # fmt: skip
     assert done.exit_code == 2
     assert "pip install 'assay[ray]'" in done.output
+
+
+def test_ray_client_without_grpc_answers_with_the_install_hint(tmp_path: Path) -> None:
+    """A ``ray://`` address needs Ray Client's gRPC (``assay[ray]`` brings ``ray[client]``):
+    without it, the install hint, not Ray's ValueError. In a process where ``grpc`` cannot
+    be imported, against a port that listens (so the address probe passes)."""
+    table = binary_window(200, seed=8)
+    path = tmp_path / "w.parquet"
+    pq.write_table(table, path)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
+        code = (
+            "import sys; sys.modules['grpc'] = None\n"
+            "import assay\n"
+            "try:\n"
+            f"    assay.evaluate({str(path)!r}, task='binary', target='target', score='score',"
+            f" engine='ray', ray_address={address!r})\n"
+            "except ImportError as err:\n"
+            "    print(type(err).__name__, err)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("MissingDependencyError")
+    assert "pip install 'assay[ray]'" in done.stdout and "grpcio" in done.stdout
 
 
 def test_ray_options_need_the_ray_engine() -> None:

@@ -119,6 +119,11 @@ def connect(ray: Any, address: str, probe_seconds: float = PROBE_SECONDS) -> Non
     ...     print(type(err).__name__, err.field, "Connection refused" in str(err))
     ClusterUnavailableError ray_address True
     """
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (Ray Client's transport)
+        except ImportError as err:
+            raise MissingDependencyError("grpcio (ray[client])", "ray") from err
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
         if host and port.isdigit():
