@@ -223,6 +223,24 @@ def test_every_input_kind_gives_the_reference_numbers(
         ref.assert_drift_matches(out["drift"][name], expected, f"{kind} {name}")
 
 
+def test_a_path_with_glob_characters_that_exists_is_read_as_written(
+    binary_data: Any, binary_expected: dict[str, Any], ref: SimpleNamespace, tmp_path: Path
+):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    literal = tmp_path / "runs[1]?.parquet"  # exists as written: not a glob
+    shutil.copy(binary_data.current_parquet, literal)
+    # what the same text matches as a glob: "runs" + "1" + one character
+    pq.write_table(binary_data.current.slice(0, 1_000), tmp_path / "runs1x.parquet")
+    out = run(str(literal), segments=["channel"])
+    assert out["rows"] == {"current": 3000}
+    ref.assert_metrics_match(out["metrics"]["overall"], binary_expected["overall"], "literal")
+    literal.unlink()  # now only a glob can name anything
+    assert run(str(literal))["rows"] == {"current": 1000}
+
+
 def test_pandas_current_with_parquet_reference(
     binary_data: Any, binary_expected: dict[str, Any], ref: SimpleNamespace
 ):

@@ -83,8 +83,11 @@ def open_source(data: Any, *, role: str) -> Source:
 
 
 def is_listed(data: Any) -> bool:
-    """Whether ``data`` names its files by a URI or a glob (listed through pyarrow)."""
-    return isinstance(data, str) and ("://" in data or bool(_GLOB & set(data)))
+    """Whether ``data`` names its files by a URI or a glob (listed through pyarrow); a
+    local path that exists as written (``runs[1].parquet``) is no glob."""
+    if not isinstance(data, str):
+        return False
+    return "://" in data or (bool(_GLOB & set(data)) and not os.path.exists(data))
 
 
 def list_files(uri: str, role: str) -> tuple[pafs.FileSystem, list[str]]:
