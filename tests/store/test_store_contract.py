@@ -305,6 +305,18 @@ def test_list_versions_counts_and_orders_by_first_seen(store: Any) -> None:
     ]
 
 
+def test_versions_first_seen_at_the_same_moment_are_listed_by_name(store: Any) -> None:
+    """Shadow versions often score the champion's events: the same first timestamp. Ties
+    follow the names (byte order), the same on every call and backend."""
+    store.register_model("acme", BINARY)
+    names = [f"v{i:02d}" for i in range(40)] + ["V-upper", "v_low", "\u00e9t\u00e9"]
+    shuffled = [names[(7 * i) % len(names)] for i in range(len(names))]
+    batch = predictions(BINARY, *(row("a", at(1), version=v) for v in shuffled))
+    store.append_predictions("acme", "fraud", batch)
+    for _ in range(3):
+        assert [v.version for v in store.list_versions("acme", "fraud")] == sorted(names)
+
+
 # -- labels --------------------------------------------------------------------------------
 
 

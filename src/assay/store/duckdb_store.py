@@ -211,7 +211,7 @@ class DuckDBStore(SingleBatchAppends):
             self._cursor()
             .execute(
                 f"SELECT version, count(*), min(ts), max(ts) FROM {sql.prediction_table(model_id)} "
-                "GROUP BY version ORDER BY min(ts)"
+                "GROUP BY version ORDER BY min(ts), version"  # ties: by name, every time
             )
             .fetchall()
         )

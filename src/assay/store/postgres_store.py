@@ -268,7 +268,7 @@ class PostgresStore(SingleBatchAppends):
         model_id, _ = self._model(tenant, model)
         rows = self._fetch(
             f"SELECT version, count(*), min(ts), max(ts) FROM {sql.prediction_table(model_id)} "
-            "GROUP BY version ORDER BY min(ts), version"
+            'GROUP BY version ORDER BY min(ts), version COLLATE "C"'
         )
         return [VersionInfo(r[0], int(r[1]), _utc(r[2]), _utc(r[3])) for r in rows]
 
