@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,3 +71,37 @@ def write_partitioned(table: pa.Table, folder: Path, files: int, row_group_size:
         part = table.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i]))
         pq.write_table(part, sub / f"part-{i:03d}.parquet", row_group_size=row_group_size)
     return folder
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, log: Path, what: str) -> Iterator[None]:
+    """Run ``command`` (a server, in a process group of its own, output to ``log``) until
+    it accepts connections on ``port``; stop the group afterwards. Fails the test with the
+    log's tail when the server exits or does not listen within a minute."""
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
+                                  start_new_session=True,
+                                  env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{what} did not start (exit {server.poll()}):\n"
+                                + log.read_text()[-3000:])  # fmt: skip
+                time.sleep(0.2)
+        yield
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 import assay
 from assay.errors import ColumnTypeError, ConfigError, WorkerMemoryError
 
-from .conftest import binary_window, write_partitioned
+from .conftest import binary_window, free_port, serving, write_partitioned
 
 
 def _evaluate(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -272,34 +270,14 @@ def test_a_bad_value_in_one_partition_raises_the_typed_error(
 
 @pytest.fixture
 def ray_client_address(ray_runtime: Any, tmp_path: Path) -> Iterator[str]:
-    """``ray://127.0.0.1:PORT`` of a Ray Client server on the test's runtime, started (in
-    a process group of its own) and stopped here."""
+    """``ray://127.0.0.1:PORT`` of a Ray Client server on the test's runtime, started and
+    stopped here."""
     gcs = ray_runtime.get_runtime_context().gcs_address
-    port = _closed_port()
-    log = tmp_path / "ray-client-server.log"
-    with open(log, "wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ray.util.client.server", "--host", "127.0.0.1", "-p",
-             str(port), "--address", gcs, "--mode", "legacy"],
-            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the Ray Client server did not start (exit {server.poll()}):\n"
-                                + log.read_text()[-3000:])  # fmt: skip
-                time.sleep(0.2)
+    port = free_port()
+    command = [sys.executable, "-m", "ray.util.client.server", "--host", "127.0.0.1",
+               "-p", str(port), "--address", gcs, "--mode", "legacy"]  # fmt: skip
+    with serving(command, port, tmp_path / "ray-client-server.log", "the Ray Client server"):
         yield f"ray://127.0.0.1:{port}"
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize("given", ["--ray-address", "RAY_ADDRESS", "ray://"])
@@ -334,13 +312,6 @@ def test_cli_connects_to_a_cluster_by_address(
     assert ray_runtime.is_initialized() and ray_runtime.cluster_resources()["CPU"] == 2
 
 
-def _closed_port() -> int:
-    """A loopback port where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_an_address_where_no_cluster_answers_is_a_clear_error(
     scheme: str, windows: dict, tmp_path: Path
@@ -348,7 +319,7 @@ def test_an_address_where_no_cluster_answers_is_a_clear_error(
     """Nothing listening at ``--ray-address`` (a GCS or a Ray Client address): exit 2 with
     one line naming the address and the fix, at once (Ray alone retries for minutes; the
     timeout here is what catches a hang)."""
-    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    address = f"{scheme}127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "assay.cli.main", "evaluate", "--current",
                str(windows["current"]), "--task", "binary", "--target", "target", "--score",
                "score", "--engine", "ray", "--ray-address", address, "--json",
