@@ -129,15 +129,22 @@ def connect(ray: Any, address: str, probe_seconds: float = PROBE_SECONDS) -> Non
         if host and port.isdigit():
             with socket.create_connection((host.strip("[]"), int(port)), probe_seconds):
                 pass
+    except OSError as err:  # refused, unreachable, timed out, unknown host
+        raise _unavailable(address, err.strerror or str(err)) from err
+    try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    except OSError as err:  # Ray's own "no cluster" is a ConnectionError too
-        raise ClusterUnavailableError(
-            f"no Ray cluster answers at {address}: {err.strerror or err}",
-            field="ray_address",
-            hint="check the address: HOST:PORT of the head's GCS, 6379 by default; "
-            "ray://HOST:10001 for Ray Client; auto on a cluster node. Or start a cluster: "
-            "ray start --head",
-        ) from err
+    except ConnectionError as err:  # Ray's own "no cluster" (auto, or a GCS that died)
+        raise _unavailable(address, str(err)) from err
+
+
+def _unavailable(address: str, why: str) -> ClusterUnavailableError:
+    return ClusterUnavailableError(
+        f"no Ray cluster answers at {address}: {why}",
+        field="ray_address",
+        hint="check the address: HOST:PORT of the head's GCS, 6379 by default; "
+        "ray://HOST:10001 for Ray Client; auto on a cluster node. Or start a cluster: "
+        "ray start --head",
+    )
 
 
 @contextlib.contextmanager
